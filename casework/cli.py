@@ -1,0 +1,239 @@
+"""The ``casework`` command line.
+
+Heavy libraries (Prefect, MLflow, scikit-learn, torch) are imported inside the
+commands that need them, so ``casework --help`` and ``casework list`` start fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from casework.errors import CaseworkError
+
+__all__ = ["app", "main"]
+
+logger = logging.getLogger(__name__)
+
+app = typer.Typer(
+    name="casework",
+    help="Take an ML use case from raw data to a versioned MLflow model, and back out as scores.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+errors = Console(stderr=True)
+
+
+@contextlib.contextmanager
+def _reported() -> Iterator[None]:
+    """Turn casework's errors into one line on stderr and exit code 1."""
+    try:
+        yield
+    except CaseworkError as exc:
+        errors.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+def _prepare(start_prefect: bool = False) -> Any:
+    """Set up the environment; with ``start_prefect``, return a handle to join once
+    the Prefect API has come up in the background."""
+    from casework.settings import configure_environment
+
+    configure_environment()
+    if not start_prefect:
+        return None
+    from casework.runtime import (
+        check_prefect_api,
+        quiet_expected_errors,
+        warm_up_prefect,
+    )
+
+    check_prefect_api()
+    warming = warm_up_prefect()
+    quiet_expected_errors()
+    return warming
+
+
+@app.command("list")
+def list_usecases() -> None:
+    """List the use cases casework can run."""
+    from casework.usecases import available_usecases, load_spec
+
+    with _reported():
+        table = Table("use case", "target", "primary metric", "description", box=None)
+        for name, path in available_usecases().items():
+            try:
+                spec = load_spec(path)
+            except CaseworkError as exc:
+                table.add_row(name, "-", "-", f"[red]invalid spec: {exc}[/]")
+                continue
+            table.add_row(
+                name, spec.target.column, spec.metric.primary, spec.description
+            )
+        console.print(table)
+
+
+@app.command()
+def run(
+    usecase: Annotated[
+        str, typer.Argument(help="Use-case name, or path to a usecase.yaml.")
+    ],
+    candidates: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated candidate models, instead of the spec's list."
+        ),
+    ] = None,
+    register: Annotated[
+        bool,
+        typer.Option("--register/--no-register", help="Register the winner in MLflow."),
+    ] = True,
+) -> None:
+    """Train a use case's candidates, evaluate them, and register the winner."""
+    with _reported():
+        from casework.usecases import load_usecase
+
+        load_usecase(usecase)  # a bad name or spec fails before anything starts
+        warming = _prepare(start_prefect=True)
+        from casework.flows.train import train
+
+        if warming is not None:
+            warming.join()
+        names = (
+            [c.strip() for c in candidates.split(",") if c.strip()]
+            if candidates
+            else None
+        )
+        summary = train(usecase=usecase, candidates=names, register_winner=register)
+        _print_train_summary(summary)
+
+
+@app.command()
+def models(
+    usecase: Annotated[
+        str, typer.Argument(help="Use-case name, or path to a usecase.yaml.")
+    ],
+) -> None:
+    """List the registered versions of a use case's model, with metric and aliases."""
+    with _reported():
+        from casework.usecases import load_usecase
+
+        spec = load_usecase(usecase)
+        _prepare()
+        from casework.tasks.registry_view import list_versions
+
+        rows = list_versions(spec.model_name)
+        if not rows:
+            console.print(
+                f"No registered versions of {spec.model_name!r} yet: run "
+                f"'casework run {spec.name}'."
+            )
+            return
+        table = Table(
+            "version",
+            "aliases",
+            "metric",
+            "test score",
+            "fingerprint",
+            "created (UTC)",
+            "run id",
+            title=f"models:/{spec.model_name}",
+        )
+        for row in rows:
+            table.add_row(
+                *[
+                    str(row[key])
+                    for key in (
+                        "version",
+                        "aliases",
+                        "metric",
+                        "score",
+                        "fingerprint",
+                        "created",
+                        "run_id",
+                    )
+                ]
+            )
+        console.print(table)
+
+
+@app.command()
+def promote(
+    usecase: Annotated[
+        str, typer.Argument(help="Use-case name, or path to a usecase.yaml.")
+    ],
+    version: Annotated[str, typer.Option(help="The model version to make champion.")],
+) -> None:
+    """Give the champion alias to a version by hand, overriding the gate."""
+    with _reported():
+        from casework.usecases import load_usecase
+
+        spec = load_usecase(usecase)
+        _prepare()
+        from casework.tasks.registry_view import set_champion
+
+        set_champion(spec.model_name, version)
+        console.print(f"models:/{spec.model_name}@champion is now version {version}")
+
+
+def _print_train_summary(summary: dict[str, Any]) -> None:
+    metric = summary["primary_metric"]
+    table = Table(
+        "candidate",
+        f"validation {metric}",
+        "fit seconds",
+        title=f"casework run {summary['usecase']}: {summary['rows']} rows",
+    )
+    for row in summary["candidates"]:
+        name = row["name"] + (
+            " [bold](winner)[/]" if row["name"] == summary["winner"] else ""
+        )
+        table.add_row(
+            name, f"{row['validation_score']:.4f}", f"{row['fit_seconds']:.1f}"
+        )
+    console.print(table)
+
+    test = summary["test_metrics"]
+    shown = ", ".join(
+        f"{k} {test[k]:.4f}"
+        for k in (metric, "pr_auc", "f1", "macro_f1", "brier", "log_loss")
+        if k in test
+    )
+    console.print(f"test rows: {shown}")
+    if summary["threshold"] is not None:
+        console.print(f"decision threshold: {summary['threshold']:.4f}")
+    for note in summary["notes"]:
+        console.print(f"[yellow]note:[/] {note}")
+    if summary["version"]:
+        console.print(
+            f"registered [bold]{summary['model_name']} v{summary['version']}[/] "
+            f"aliases: {', '.join(summary['aliases'])}"
+        )
+        console.print(f"gate: {summary['gate']['reason']}")
+        console.print(f"load: models:/{summary['model_name']}@champion")
+    console.print(
+        f"MLflow run {summary['run_id']} (experiment {summary['experiment_id']}) "
+        f"at {summary['tracking_uri']}"
+    )
+
+
+def main() -> None:
+    """Entry point of the ``casework`` console script."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        errors.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""The exceptions casework raises for problems a user can fix.
+
+Each message is one line: it names the file, field, column or value at fault and
+says what was expected. The CLI prints it as it is and exits non-zero.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CaseworkError",
+    "DataError",
+    "RegistryError",
+    "SchemaError",
+    "SpecError",
+    "TrackingError",
+    "UseCaseNotFoundError",
+]
+
+
+class CaseworkError(Exception):
+    """A problem with the input or the setup that the user can fix."""
+
+
+class SpecError(CaseworkError):
+    """A use-case spec is missing, unreadable or invalid."""
+
+
+class UseCaseNotFoundError(CaseworkError):
+    """No use case goes by the name that was asked for."""
+
+
+class DataError(CaseworkError):
+    """The data of a use case cannot be read or does not fit its spec."""
+
+
+class SchemaError(DataError):
+    """Rows to score do not match the columns the model was trained on."""
+
+
+class TrackingError(CaseworkError):
+    """The MLflow tracking server or the Prefect API cannot be reached."""
+
+
+class RegistryError(CaseworkError):
+    """The MLflow model registry has no model, version or alias as asked."""

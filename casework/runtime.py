@@ -1,0 +1,75 @@
+"""Starting and checking the Prefect API a command will talk to.
+
+With ``PREFECT_API_URL`` unset, Prefect starts a temporary local server the first
+time a flow runs, which takes seconds; :func:`warm_up_prefect` starts it in a
+background thread so that it comes up while the command imports its libraries.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from casework.errors import TrackingError
+from casework.tasks.redact import redact_url
+
+__all__ = ["check_prefect_api", "quiet_expected_errors", "warm_up_prefect"]
+
+logger = logging.getLogger(__name__)
+
+
+def warm_up_prefect() -> threading.Thread | None:
+    """Start Prefect's ephemeral API in the background; None when a server is set."""
+    if os.environ.get("PREFECT_API_URL"):
+        return None
+
+    def start() -> None:
+        from prefect.server.api.server import SubprocessASGIServer
+
+        try:
+            SubprocessASGIServer().start()
+        except Exception as exc:  # the flow will start it again and report properly
+            logger.debug("Warm-up of the ephemeral Prefect API failed: %s", exc)
+
+    thread = threading.Thread(target=start, name="prefect-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+def check_prefect_api(timeout_seconds: float = 5.0) -> None:
+    """Fail in one line when ``PREFECT_API_URL`` is set but does not answer."""
+    url = os.environ.get("PREFECT_API_URL")
+    if not url:
+        return
+    import httpx
+
+    health = url.rstrip("/") + "/health"
+    try:
+        response = httpx.get(health, timeout=timeout_seconds)
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        raise TrackingError(
+            f"Prefect API at {redact_url(url)} does not answer ({type(exc).__name__}); "
+            "start the server or unset PREFECT_API_URL to run locally"
+        ) from None
+
+
+class _ExpectedErrorFilter(logging.Filter):
+    """Drops the traceback from log records about casework's own, expected errors:
+    the CLI reports those in one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from casework.errors import CaseworkError
+
+        if record.exc_info and isinstance(record.exc_info[1], CaseworkError):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def quiet_expected_errors() -> None:
+    """Install the filter on the handlers Prefect logs through."""
+    noisy = logging.getLogger("prefect")
+    for handler in [*logging.getLogger().handlers, *noisy.handlers]:
+        handler.addFilter(_ExpectedErrorFilter())

@@ -1,0 +1,83 @@
+"""Where casework keeps its state, and how it finds MLflow and Prefect.
+
+With no environment variables set, everything stays on this machine: MLflow tracks
+to a SQLite file and Prefect runs its ephemeral local API, both under the casework
+home folder. ``MLFLOW_TRACKING_URI`` and ``PREFECT_API_URL`` switch to servers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+__all__ = [
+    "artifact_location",
+    "casework_home",
+    "configure_environment",
+    "is_local_tracking",
+    "tracking_uri",
+]
+
+logger = logging.getLogger(__name__)
+
+HOME_ENV = "CASEWORK_HOME"
+DEFAULT_HOME = ".casework"
+
+# Prefect settings casework changes unless the user has set them: no telemetry (this
+# machine may have no internet) and quieter logs for a command-line tool.
+_PREFECT_DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "PREFECT_UI_ENABLED": "false",
+    "PREFECT_LOGGING_LEVEL": "INFO",
+    "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "false",
+    # casework's module loggers show up in the Prefect UI beside the run's own logs.
+    "PREFECT_LOGGING_EXTRA_LOGGERS": "casework",
+}
+
+
+def casework_home() -> Path:
+    """The folder for local state: ``$CASEWORK_HOME``, default ``./.casework``."""
+    return Path(os.environ.get(HOME_ENV) or DEFAULT_HOME).expanduser().resolve()
+
+
+def tracking_uri() -> str:
+    """``$MLFLOW_TRACKING_URI``, or a SQLite database in the casework home."""
+    configured = os.environ.get("MLFLOW_TRACKING_URI")
+    if configured:
+        return configured
+    return f"sqlite:///{casework_home() / 'mlflow.db'}"
+
+
+def is_local_tracking() -> bool:
+    """True when MLflow tracks to a file on this machine rather than a server."""
+    return tracking_uri().startswith(("sqlite:", "file:"))
+
+
+def artifact_location(usecase: str) -> str | None:
+    """Where a new experiment keeps its artifacts; None lets the server decide."""
+    if not is_local_tracking():
+        return None
+    return (casework_home() / "artifacts" / usecase).as_uri()
+
+
+def configure_environment() -> None:
+    """Point Prefect and MLflow at their local defaults, before either is imported.
+
+    Variables the user has set are left alone.
+    """
+    home = casework_home()
+    home.mkdir(parents=True, exist_ok=True)
+
+    os.environ.setdefault("PREFECT_HOME", str(home / "prefect"))
+    for name, value in _PREFECT_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+
+    os.environ.setdefault("MLFLOW_TRACKING_URI", tracking_uri())
+    # Fail in seconds, not minutes, when a tracking server is down.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    logger.debug("casework home is %s", home)

@@ -1,0 +1,189 @@
+"""The candidate models a use case can list, by name.
+
+Each factory builds an unfitted scikit-learn estimator; the cleaning steps are put in
+front of it by :func:`casework.tasks.clean.build_model_pipeline`. Heavy libraries
+(torch, skorch) are imported only when a candidate needs them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from collections.abc import Callable
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.dummy import DummyClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.utils.validation import check_is_fitted
+
+from casework.errors import SpecError
+
+__all__ = ["CANDIDATES", "TorchMLPClassifier", "check_candidates", "make_candidate"]
+
+logger = logging.getLogger(__name__)
+
+
+class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
+    """A one-hidden-layer network trained with torch through skorch.
+
+    The classic shape: a linear layer, ReLU, a linear output layer with a sigmoid
+    (two classes, binary cross-entropy) or a softmax (more classes, cross-entropy),
+    trained with Adam. After ``fit`` the weights are kept as NumPy arrays and the
+    torch objects are dropped, so the fitted model saves and loads safely with skops
+    and predicts without importing torch.
+
+    Args:
+        hidden_units: width of the hidden layer, default 32.
+        max_epochs: passes over the training rows, default 40.
+        learning_rate: Adam's step size, default 1e-3.
+        batch_size: rows per gradient step, default 128.
+        weight_decay: L2 penalty passed to Adam, default 1e-4.
+        random_state: seed for torch's weight initialisation and shuffling.
+    """
+
+    def __init__(
+        self,
+        hidden_units: int = 32,
+        max_epochs: int = 40,
+        learning_rate: float = 1e-3,
+        batch_size: int = 128,
+        weight_decay: float = 1e-4,
+        random_state: int = 0,
+    ):
+        self.hidden_units = hidden_units
+        self.max_epochs = max_epochs
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.weight_decay = weight_decay
+        self.random_state = random_state
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> TorchMLPClassifier:
+        X = np.asarray(X, dtype=np.float32)
+        self.classes_, y_index = np.unique(np.asarray(y), return_inverse=True)
+        self.n_features_in_ = X.shape[1]
+        net = self._skorch_net(len(self.classes_))
+        target = y_index.astype(np.float32 if self._is_binary else np.int64)
+        net.fit(X, target)
+
+        module = net.module_
+        self.hidden_weights_ = module.hidden.weight.detach().numpy().T.copy()
+        self.hidden_bias_ = module.hidden.bias.detach().numpy().copy()
+        self.output_weights_ = module.output.weight.detach().numpy().T.copy()
+        self.output_bias_ = module.output.bias.detach().numpy().copy()
+        self.train_loss_ = [float(epoch["train_loss"]) for epoch in net.history]
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        check_is_fitted(self, "output_weights_")
+        X = np.asarray(X, dtype=np.float32)
+        hidden = np.maximum(X @ self.hidden_weights_ + self.hidden_bias_, 0.0)
+        logits = hidden @ self.output_weights_ + self.output_bias_
+        if self._is_binary:
+            positive = 1.0 / (1.0 + np.exp(-np.clip(logits[:, 0], -50, 50)))
+            return np.column_stack([1.0 - positive, positive]).astype(np.float64)
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float64)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    @property
+    def _is_binary(self) -> bool:
+        return len(self.classes_) == 2
+
+    def _skorch_net(self, n_classes: int):
+        import torch
+        from skorch import NeuralNetBinaryClassifier, NeuralNetClassifier
+
+        torch.manual_seed(self.random_state)
+        binary = n_classes == 2
+        options = dict(
+            module=_mlp_module(),
+            module__n_features=self.n_features_in_,
+            module__hidden_units=self.hidden_units,
+            module__n_outputs=1 if binary else n_classes,
+            module__sigmoid_output=binary,
+            optimizer=torch.optim.Adam,
+            optimizer__weight_decay=self.weight_decay,
+            lr=self.learning_rate,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            iterator_train__shuffle=True,
+            train_split=None,
+            verbose=0,
+        )
+        if binary:
+            return NeuralNetBinaryClassifier(criterion=torch.nn.BCELoss, **options)
+        return NeuralNetClassifier(criterion=torch.nn.CrossEntropyLoss, **options)
+
+
+def _mlp_module() -> type:
+    """The torch module class, defined on first use so torch loads only when needed."""
+    import torch
+
+    class MLP(torch.nn.Module):
+        def __init__(self, n_features, hidden_units, n_outputs, sigmoid_output):
+            super().__init__()
+            self.hidden = torch.nn.Linear(n_features, hidden_units)
+            self.output = torch.nn.Linear(hidden_units, n_outputs)
+            self.sigmoid_output = sigmoid_output
+
+        def forward(self, X):
+            logits = self.output(torch.relu(self.hidden(X)))
+            if self.sigmoid_output:
+                return torch.sigmoid(logits.squeeze(-1))
+            return logits
+
+    return MLP
+
+
+def _baseline(seed: int) -> BaseEstimator:
+    return DummyClassifier(strategy="prior")
+
+
+def _logistic_regression(seed: int) -> BaseEstimator:
+    return LogisticRegression(max_iter=2000, random_state=seed)
+
+
+def _hist_gradient_boosting(seed: int) -> BaseEstimator:
+    return HistGradientBoostingClassifier(
+        learning_rate=0.05, max_iter=300, early_stopping=True, random_state=seed
+    )
+
+
+def _random_forest(seed: int) -> BaseEstimator:
+    return RandomForestClassifier(
+        n_estimators=300, min_samples_leaf=2, random_state=seed
+    )
+
+
+def _mlp(seed: int) -> BaseEstimator:
+    return TorchMLPClassifier(random_state=seed)
+
+
+CANDIDATES: dict[str, Callable[[int], BaseEstimator]] = {
+    "baseline": _baseline,
+    "logistic_regression": _logistic_regression,
+    "hist_gradient_boosting": _hist_gradient_boosting,
+    "random_forest": _random_forest,
+    "mlp": _mlp,
+}
+
+
+def check_candidates(names: list[str], usecase: str) -> None:
+    """Fail before any data is read when a spec lists a candidate casework lacks."""
+    for name in names:
+        if name not in CANDIDATES:
+            close = difflib.get_close_matches(name, list(CANDIDATES), n=2)
+            hint = f"; did you mean {' or '.join(close)}?" if close else ""
+            raise SpecError(
+                f"{usecase}: unknown candidate {name!r}{hint} "
+                f"(known: {', '.join(CANDIDATES)})"
+            )
+
+
+def make_candidate(name: str, seed: int) -> BaseEstimator:
+    """A fresh, unfitted estimator for a candidate name."""
+    return CANDIDATES[name](seed)

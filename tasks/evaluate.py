@@ -1,0 +1,210 @@
+"""Evaluate: metrics of a fitted model on held-out rows, and the choice of its
+decision threshold on validation rows."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn import metrics as skm
+
+from casework.usecases.spec import LOWER_IS_BETTER, ThresholdSpec
+
+__all__ = [
+    "ThresholdChoice",
+    "binary_metrics",
+    "choose_threshold",
+    "evaluate_metrics",
+    "is_better",
+    "multiclass_metrics",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ThresholdChoice:
+    """The threshold on the positive-class probability and how it was found."""
+
+    value: float
+    strategy: str
+    reached: bool = True
+    note: str = ""
+
+
+def evaluate_metrics(
+    y: np.ndarray, proba: np.ndarray, threshold: float = 0.5
+) -> dict[str, float]:
+    """All metrics for one set of predictions: binary ones for two classes,
+    multi-class ones (computed on the arg-max label) otherwise."""
+    if proba.shape[1] == 2:
+        return binary_metrics(y, proba[:, 1], threshold)
+    return multiclass_metrics(y, proba)
+
+
+def binary_metrics(
+    y: np.ndarray, positive: np.ndarray, threshold: float
+) -> dict[str, float]:
+    """ROC-AUC, PR-AUC, Brier score and log loss, and the counting metrics at
+    ``threshold``; ``y`` holds 1 for the positive class."""
+    predicted = (positive >= threshold).astype(int)
+    tn, fp, fn, tp = skm.confusion_matrix(y, predicted, labels=[0, 1]).ravel()
+    two_classes = len(np.unique(y)) == 2
+    return {
+        "roc_auc": float(skm.roc_auc_score(y, positive))
+        if two_classes
+        else float("nan"),
+        "pr_auc": float(skm.average_precision_score(y, positive)),
+        "f1": float(skm.f1_score(y, predicted, zero_division=0)),
+        "precision": float(skm.precision_score(y, predicted, zero_division=0)),
+        "recall": float(skm.recall_score(y, predicted, zero_division=0)),
+        "accuracy": float(skm.accuracy_score(y, predicted)),
+        "brier": float(skm.brier_score_loss(y, positive)),
+        "log_loss": float(
+            skm.log_loss(y, np.clip(positive, 1e-15, 1 - 1e-15), labels=[0, 1])
+        ),
+        "threshold": float(threshold),
+        "true_negatives": int(tn),
+        "false_positives": int(fp),
+        "false_negatives": int(fn),
+        "true_positives": int(tp),
+    }
+
+
+def multiclass_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    """Accuracy, macro-F1, log loss, one-vs-rest ROC-AUC and recall per class index."""
+    labels = np.arange(proba.shape[1])
+    predicted = proba.argmax(axis=1)
+    recalls = skm.recall_score(
+        y, predicted, labels=labels, average=None, zero_division=0
+    )
+    result = {
+        "accuracy": float(skm.accuracy_score(y, predicted)),
+        "macro_f1": float(skm.f1_score(y, predicted, labels=labels, average="macro")),
+        "log_loss": float(skm.log_loss(y, proba, labels=labels)),
+        "roc_auc_ovr": _roc_auc_ovr(y, proba, labels),
+    }
+    result.update(
+        {f"recall_class_{index}": float(r) for index, r in enumerate(recalls)}
+    )
+    return result
+
+
+def is_better(
+    metric: str, candidate: float, reference: float, margin: float = 0.0
+) -> bool:
+    """True when ``candidate`` beats ``reference`` by more than ``margin``."""
+    if np.isnan(candidate):
+        return False
+    if np.isnan(reference):
+        return True
+    if metric in LOWER_IS_BETTER:
+        return candidate < reference - margin
+    return candidate > reference + margin
+
+
+def choose_threshold(
+    y: np.ndarray,
+    positive: np.ndarray,
+    spec: ThresholdSpec,
+    false_negative_costs: np.ndarray | None = None,
+) -> ThresholdChoice:
+    """Pick the decision threshold on validation rows as the spec's strategy says.
+
+    Args:
+        y: 1 for positive rows, 0 otherwise.
+        positive: the predicted probability of the positive class.
+        spec: the threshold settings of the use case.
+        false_negative_costs: per-row cost of missing a positive, for the cost
+            strategy with ``false_negative_cost_column``.
+    """
+    if spec.strategy == "default":
+        return ThresholdChoice(0.5, "default")
+    candidates = _candidate_thresholds(positive)
+    if spec.strategy == "max_f1":
+        f1 = [skm.f1_score(y, positive >= t, zero_division=0) for t in candidates]
+        return ThresholdChoice(float(candidates[int(np.argmax(f1))]), "max_f1")
+    if spec.strategy == "min_recall":
+        return _with_minimum(y, positive, candidates, "recall", spec.min_recall or 0.0)
+    if spec.strategy == "min_precision":
+        return _with_minimum(
+            y, positive, candidates, "precision", spec.min_precision or 0.0
+        )
+    return _lowest_cost(y, positive, candidates, spec, false_negative_costs)
+
+
+def expected_cost(
+    y: np.ndarray,
+    flagged: np.ndarray,
+    false_positive_cost: float,
+    false_negative_costs: np.ndarray,
+) -> float:
+    """Total cost of a set of flags: missed positives plus false alarms."""
+    missed = (y == 1) & ~flagged
+    false_alarms = (y == 0) & flagged
+    return float(
+        false_negative_costs[missed].sum() + false_positive_cost * false_alarms.sum()
+    )
+
+
+def _candidate_thresholds(positive: np.ndarray) -> np.ndarray:
+    grid = np.unique(
+        np.concatenate([np.quantile(positive, np.linspace(0, 1, 201)), [0.5]])
+    )
+    return grid[(grid > 0.0) & (grid < 1.0)] if len(grid) > 2 else grid
+
+
+def _with_minimum(
+    y: np.ndarray,
+    positive: np.ndarray,
+    candidates: np.ndarray,
+    kind: str,
+    minimum: float,
+) -> ThresholdChoice:
+    """The threshold that meets a minimum recall (or precision) with the best other
+    side; the closest one when no threshold meets it."""
+    recall = np.array(
+        [skm.recall_score(y, positive >= t, zero_division=0) for t in candidates]
+    )
+    precision = np.array(
+        [skm.precision_score(y, positive >= t, zero_division=0) for t in candidates]
+    )
+    achieved, other = (recall, precision) if kind == "recall" else (precision, recall)
+    meets = achieved >= minimum
+    strategy = f"min_{kind}"
+    if meets.any():
+        best = np.flatnonzero(meets)[np.argmax(other[meets])]
+        return ThresholdChoice(float(candidates[best]), strategy)
+
+    best = int(np.argmax(achieved))
+    note = (
+        f"no threshold reaches {kind} {minimum:.3f} on validation rows; the best "
+        f"available is {achieved[best]:.3f} at threshold {candidates[best]:.4f}"
+    )
+    logger.warning(note)
+    return ThresholdChoice(float(candidates[best]), strategy, reached=False, note=note)
+
+
+def _lowest_cost(
+    y: np.ndarray,
+    positive: np.ndarray,
+    candidates: np.ndarray,
+    spec: ThresholdSpec,
+    false_negative_costs: np.ndarray | None,
+) -> ThresholdChoice:
+    if false_negative_costs is None:
+        false_negative_costs = np.full(len(y), spec.false_negative_cost or 0.0)
+    fp_cost = spec.false_positive_cost or 0.0
+    costs = [
+        expected_cost(y, positive >= t, fp_cost, false_negative_costs)
+        for t in candidates
+    ]
+    return ThresholdChoice(float(candidates[int(np.argmin(costs))]), "cost")
+
+
+def _roc_auc_ovr(y: np.ndarray, proba: np.ndarray, labels: np.ndarray) -> float:
+    try:
+        return float(skm.roc_auc_score(y, proba, multi_class="ovr", labels=labels))
+    except ValueError:  # a class absent from y makes one-vs-rest undefined
+        return float("nan")

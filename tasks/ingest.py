@@ -1,0 +1,142 @@
+"""Ingest: read a use case's raw rows from its source, and fingerprint them."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from casework.errors import DataError
+from casework.usecases.hooks import load_callable
+from casework.usecases.spec import CsvSource, ParquetSource, PythonSource, UseCaseSpec
+
+__all__ = ["RawData", "fingerprint", "ingest", "read_source"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RawData:
+    """The rows of a use case as read, with where they came from."""
+
+    frame: pd.DataFrame
+    fingerprint: str
+    source: str
+
+
+@task(name="ingest", cache_policy=NO_CACHE)
+def ingest(spec: UseCaseSpec) -> RawData:
+    """Read the use case's source, apply its ``prepare`` hook, and fingerprint it."""
+    frame, where = read_source(spec)
+    if spec.hooks.prepare:
+        frame = _prepare(frame, spec)
+
+    data = RawData(frame=frame, fingerprint=fingerprint(frame), source=where)
+    logger.info(
+        "Read %d rows x %d columns from %s (fingerprint %s)",
+        len(frame),
+        frame.shape[1],
+        where,
+        data.fingerprint,
+    )
+    return data
+
+
+def read_source(spec: UseCaseSpec) -> tuple[pd.DataFrame, str]:
+    """The raw frame of a spec's source, and a description of it that holds no secret."""
+    source = spec.source
+    if isinstance(source, CsvSource):
+        path = spec.resolve_path(source.path)
+        return _read_csv(path, source.separator), str(path)
+    if isinstance(source, ParquetSource):
+        path = spec.resolve_path(source.path)
+        return _read_parquet(path), str(path)
+    if isinstance(source, PythonSource):
+        return _read_python(source.callable, spec), f"python:{source.callable}"
+
+    from casework.tasks.sql import read_sql_source
+
+    return read_sql_source(source)
+
+
+def fingerprint(frame: pd.DataFrame) -> str:
+    """A short content hash of the rows and column names, the same for equal data."""
+    digest = hashlib.sha256()
+    digest.update("\x1f".join(map(str, frame.columns)).encode())
+    hashed = pd.util.hash_pandas_object(frame, index=False)
+    digest.update(hashed.to_numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _read_csv(path: Path, separator: str) -> pd.DataFrame:
+    _require_file(path)
+    try:
+        # utf-8-sig drops a byte-order mark before the first header, if there is one.
+        frame = pd.read_csv(path, sep=separator, encoding="utf-8-sig", low_memory=False)
+    except pd.errors.EmptyDataError:
+        raise DataError(
+            f"{path}: the file is empty; expected a header row and data rows"
+        ) from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataError(
+            f"{path}: not a readable CSV file: {_first_line(exc)}"
+        ) from None
+    return _checked(frame, path)
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    _require_file(path)
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several unrelated types for bad files
+        raise DataError(
+            f"{path}: not a readable Parquet file: {_first_line(exc)}"
+        ) from None
+    return _checked(frame, path)
+
+
+def _read_python(reference: str, spec: UseCaseSpec) -> pd.DataFrame:
+    function = load_callable(reference, spec.base_dir)
+    frame = function()
+    if not isinstance(frame, pd.DataFrame):
+        raise DataError(
+            f"source python:{reference} returned {type(frame).__name__}, "
+            "expected a pandas DataFrame"
+        )
+    return _checked(frame, f"python:{reference}")
+
+
+def _prepare(frame: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
+    hook = load_callable(spec.hooks.prepare, spec.base_dir)
+    prepared = hook(frame)
+    if not isinstance(prepared, pd.DataFrame):
+        raise DataError(
+            f"hook {spec.hooks.prepare!r} returned {type(prepared).__name__}, "
+            "expected a pandas DataFrame"
+        )
+    return prepared
+
+
+def _require_file(path: Path) -> None:
+    if not path.is_file():
+        raise DataError(f"{path}: source file not found")
+
+
+def _checked(frame: pd.DataFrame, where: object) -> pd.DataFrame:
+    if frame.empty:
+        raise DataError(f"{where}: no data rows; expected a header row and data rows")
+    frame.columns = [str(column).strip() for column in frame.columns]
+    duplicated = frame.columns[frame.columns.duplicated()].tolist()
+    if duplicated:
+        raise DataError(f"{where}: column names appear twice: {duplicated}")
+    return frame
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

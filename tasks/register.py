@@ -1,0 +1,185 @@
+"""Register: a new model version under the use case's registered model, with the
+``challenger`` alias, and ``champion`` only when it beats the current champion on
+the same test rows by the spec's margin.
+
+Nothing is left half-registered: the gate is decided before anything is written,
+and a version whose tags or aliases fail to be set is deleted again.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from casework.errors import CaseworkError, RegistryError
+from casework.tasks.evaluate import evaluate_metrics, is_better
+from casework.usecases.spec import MetricSpec
+
+__all__ = [
+    "CHALLENGER",
+    "CHAMPION",
+    "GateDecision",
+    "RegisteredVersion",
+    "current_champion",
+    "decide_promotion",
+    "register_version",
+]
+
+logger = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+THRESHOLD_TAG = "casework.threshold"
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """Whether the new version takes the champion alias, and why."""
+
+    promote: bool
+    reason: str
+    metric: str
+    challenger_score: float
+    champion_score: float | None = None
+    champion_version: str | None = None
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    """A registered model version and the aliases it holds."""
+
+    name: str
+    version: str
+    aliases: tuple[str, ...]
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+def current_champion(model_name: str) -> Any | None:
+    """The registry's champion version of ``model_name``, or None if there is none."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient()
+    try:
+        return client.get_model_version_by_alias(model_name, CHAMPION)
+    except MlflowException as exc:
+        if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
+            return None
+        raise
+
+
+def decide_promotion(
+    model_name: str,
+    metric: MetricSpec,
+    challenger_score: float,
+    X_test: pd.DataFrame,
+    y_test: np.ndarray,
+    trusted_functions: tuple[str, ...] = (),
+) -> GateDecision:
+    """Score the current champion on the challenger's test rows and compare."""
+    from casework.tasks.model_store import load_pipeline
+
+    champion = current_champion(model_name)
+    if champion is None:
+        return GateDecision(
+            True,
+            "first version of this model: it becomes champion",
+            metric.primary,
+            challenger_score,
+        )
+
+    try:
+        pipeline = load_pipeline(
+            f"models:/{model_name}/{champion.version}", trusted_functions
+        )
+        threshold = float(champion.tags.get(THRESHOLD_TAG, 0.5))
+        scores = evaluate_metrics(y_test, pipeline.predict_proba(X_test), threshold)
+        champion_score = scores.get(metric.primary, float("nan"))
+    except (CaseworkError, ValueError, KeyError) as exc:
+        reason = (
+            f"current champion v{champion.version} cannot score these test rows ({exc}); "
+            "kept as champion; promote by hand with 'casework promote' if intended"
+        )
+        logger.warning(reason)
+        return GateDecision(
+            False, reason, metric.primary, challenger_score, None, champion.version
+        )
+
+    promote = is_better(
+        metric.primary, challenger_score, champion_score, metric.promote_margin
+    )
+    verdict = "beats" if promote else "does not beat"
+    reason = (
+        f"{metric.primary} {challenger_score:.4f} {verdict} champion v{champion.version}'s "
+        f"{champion_score:.4f} on the same test rows by the margin {metric.promote_margin}"
+    )
+    return GateDecision(
+        promote,
+        reason,
+        metric.primary,
+        challenger_score,
+        champion_score,
+        champion.version,
+    )
+
+
+def register_version(
+    model_name: str,
+    model_uri: str,
+    decision: GateDecision,
+    tags: dict[str, str],
+    description: str = "",
+) -> RegisteredVersion:
+    """Create the model version, tag it, and move the aliases.
+
+    Raises:
+        RegistryError: the registry refused; the version, if created, is deleted.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    _ensure_registered_model(client, model_name, description)
+    try:
+        version = mlflow.register_model(model_uri, model_name, tags=tags)
+    except Exception as exc:
+        raise RegistryError(
+            f"cannot register {model_name!r}: {_first_line(exc)}"
+        ) from None
+
+    aliases = [CHALLENGER] + ([CHAMPION] if decision.promote else [])
+    try:
+        for alias in aliases:
+            client.set_registered_model_alias(model_name, alias, version.version)
+    except Exception as exc:
+        client.delete_model_version(model_name, version.version)
+        raise RegistryError(
+            f"cannot set aliases on {model_name!r} v{version.version} (version removed): "
+            f"{_first_line(exc)}"
+        ) from None
+
+    logger.info(
+        "Registered %s v%s with aliases %s", model_name, version.version, aliases
+    )
+    return RegisteredVersion(model_name, str(version.version), tuple(aliases))
+
+
+def _ensure_registered_model(client: Any, name: str, description: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name, description=description or None)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__

@@ -1,0 +1,134 @@
+"""Tracking: the MLflow experiment of a use case, the parent run of a flow run, and a
+nested run per candidate.
+
+Candidate runs are written through ``MlflowClient`` with explicit run ids, because
+candidates train in worker threads (or Dask workers) where MLflow's active-run stack
+of the flow's thread is not visible.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pandas as pd
+
+from casework.errors import TrackingError
+from casework.settings import artifact_location, tracking_uri
+
+__all__ = [
+    "connect",
+    "log_candidate_run",
+    "log_dataset",
+    "log_dict",
+    "log_metrics",
+    "log_params",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def connect(usecase: str) -> str:
+    """Point MLflow at the tracking store and return the use case's experiment id.
+
+    Raises:
+        TrackingError: the tracking server cannot be reached.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(uri)
+    try:
+        experiment = client.get_experiment_by_name(usecase)
+        if experiment is not None:
+            return experiment.experiment_id
+        return client.create_experiment(
+            usecase, artifact_location=artifact_location(usecase)
+        )
+    except Exception as exc:
+        raise TrackingError(
+            f"MLflow tracking at {_safe(uri)} cannot be reached or used: {_first_line(exc)}"
+        ) from None
+
+
+def log_candidate_run(
+    experiment_id: str,
+    parent_run_id: str,
+    name: str,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+) -> str:
+    """A nested run under the flow's parent run for one candidate; returns its id."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric, Param
+    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+    client = MlflowClient()
+    run = client.create_run(
+        experiment_id,
+        run_name=name,
+        tags={MLFLOW_PARENT_RUN_ID: parent_run_id, "casework.candidate": name},
+    )
+    client.log_batch(
+        run.info.run_id,
+        metrics=[Metric(f"validation_{k}", float(v), 0, 0) for k, v in metrics.items()],
+        params=[Param(k, _param_text(v)) for k, v in params.items()],
+    )
+    client.set_terminated(run.info.run_id)
+    return run.info.run_id
+
+
+def log_params(params: dict[str, Any]) -> None:
+    """Log parameters to the active run, cut to MLflow's length limit."""
+    import mlflow
+
+    mlflow.log_params({k: _param_text(v) for k, v in params.items()})
+
+
+def log_metrics(metrics: dict[str, float], prefix: str = "") -> None:
+    """Log finite numeric metrics to the active run."""
+    import mlflow
+
+    finite = {f"{prefix}{k}": float(v) for k, v in metrics.items() if pd.notna(v)}
+    mlflow.log_metrics(finite)
+
+
+def log_dict(data: Any, artifact_file: str) -> None:
+    """Log a JSON-able object to the active run as ``artifact_file``."""
+    import mlflow
+
+    mlflow.log_text(json.dumps(data, indent=2, default=str), artifact_file)
+
+
+def log_dataset(frame: pd.DataFrame, name: str, source: str, fingerprint: str) -> None:
+    """Record the training data as an MLflow dataset input of the active run."""
+    import warnings
+
+    import mlflow
+
+    with warnings.catch_warnings():
+        # MLflow hints that integer columns cannot hold blanks; the model's own
+        # signature declares numbers as floats, this record of the data need not.
+        warnings.simplefilter("ignore", UserWarning)
+        dataset = mlflow.data.from_pandas(frame, name=name, digest=fingerprint)
+    mlflow.log_input(dataset, context="training", tags={"source": _safe(source)})
+
+
+def _param_text(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text[:500]
+
+
+def _safe(uri: str) -> str:
+    """A URI with any password replaced by ``***``."""
+    from casework.tasks.redact import redact_url
+
+    return redact_url(uri)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__

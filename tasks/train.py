@@ -1,0 +1,136 @@
+"""Train: fit each candidate on the training rows, score it on the validation rows,
+pick the winner, and refit the winner on training and validation rows together."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from sklearn.base import clone
+from sklearn.pipeline import Pipeline
+
+from casework.tasks.candidates import make_candidate
+from casework.tasks.clean import TabularCleaner, build_model_pipeline
+from casework.tasks.evaluate import (
+    ThresholdChoice,
+    choose_threshold,
+    evaluate_metrics,
+    is_better,
+)
+from casework.usecases.spec import MetricSpec, ThresholdSpec
+
+__all__ = [
+    "CandidateResult",
+    "TrainingRows",
+    "refit_winner",
+    "select_winner",
+    "train_candidate",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingRows:
+    """Everything a candidate is fitted and judged on, shared by all candidates."""
+
+    X_train: pd.DataFrame
+    y_train: np.ndarray
+    X_validation: pd.DataFrame
+    y_validation: np.ndarray
+    cleaner: TabularCleaner
+    features_hook: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+    validation_fn_costs: np.ndarray | None = None
+
+
+@dataclass
+class CandidateResult:
+    """A fitted candidate and how it did on the validation rows."""
+
+    name: str
+    pipeline: Pipeline
+    threshold: ThresholdChoice | None
+    validation_metrics: dict[str, float]
+    fit_seconds: float
+    params: dict[str, str] = field(default_factory=dict)
+
+    def score(self, metric: str) -> float:
+        return self.validation_metrics.get(metric, float("nan"))
+
+
+@task(name="train-candidate", task_run_name="train-{name}", cache_policy=NO_CACHE)
+def train_candidate(
+    name: str, rows: TrainingRows, threshold_spec: ThresholdSpec, seed: int
+) -> CandidateResult:
+    """Fit one candidate on the training rows and measure it on the validation rows."""
+    started = time.perf_counter()
+    estimator = make_candidate(name, seed)
+    pipeline = build_model_pipeline(rows.cleaner, estimator, rows.features_hook)
+    pipeline.fit(rows.X_train, rows.y_train)
+    fit_seconds = time.perf_counter() - started
+
+    proba = pipeline.predict_proba(rows.X_validation)
+    threshold = None
+    if proba.shape[1] == 2:
+        threshold = choose_threshold(
+            rows.y_validation, proba[:, 1], threshold_spec, rows.validation_fn_costs
+        )
+    metrics = evaluate_metrics(
+        rows.y_validation, proba, threshold.value if threshold else 0.5
+    )
+    logger.info(
+        "Candidate %s fitted in %.1f s: %s",
+        name,
+        fit_seconds,
+        _short(metrics),
+    )
+    params = {
+        key: repr(value) for key, value in estimator.get_params(deep=False).items()
+    }
+    return CandidateResult(name, pipeline, threshold, metrics, fit_seconds, params)
+
+
+def select_winner(
+    results: list[CandidateResult], metric: MetricSpec
+) -> CandidateResult:
+    """The candidate with the best primary metric on validation rows; ties go to the
+    one listed first in the spec."""
+    winner = results[0]
+    for result in results[1:]:
+        if is_better(
+            metric.primary, result.score(metric.primary), winner.score(metric.primary)
+        ):
+            winner = result
+    logger.info(
+        "Winner on validation rows: %s (%s %.4f)",
+        winner.name,
+        metric.primary,
+        winner.score(metric.primary),
+    )
+    return winner
+
+
+@task(name="refit-winner", cache_policy=NO_CACHE)
+def refit_winner(winner: CandidateResult, X: pd.DataFrame, y: np.ndarray) -> Pipeline:
+    """The winner's pipeline, fitted again on training and validation rows together."""
+    started = time.perf_counter()
+    pipeline = clone(winner.pipeline)
+    pipeline.fit(X, y)
+    logger.info(
+        "Refitted %s on %d rows in %.1f s",
+        winner.name,
+        len(X),
+        time.perf_counter() - started,
+    )
+    return pipeline
+
+
+def _short(metrics: dict[str, float]) -> str:
+    shown = ("roc_auc", "pr_auc", "f1", "macro_f1", "accuracy")
+    return ", ".join(f"{k} {metrics[k]:.4f}" for k in shown if k in metrics)

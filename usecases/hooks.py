@@ -1,0 +1,65 @@
+"""Loading the Python hooks a spec names, as ``module:function`` or ``file.py:function``."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from casework.errors import SpecError
+
+__all__ = ["load_callable"]
+
+logger = logging.getLogger(__name__)
+
+
+def load_callable(reference: str, base_dir: Path) -> Callable[..., Any]:
+    """Import the function a spec names.
+
+    A ``file.py:function`` reference is resolved against ``base_dir`` (the spec's
+    folder); anything else is imported as a module from ``sys.path``.
+
+    Raises:
+        SpecError: the reference is malformed, or the module or function is missing.
+    """
+    module_part, sep, function_name = reference.partition(":")
+    if not sep or not module_part or not function_name:
+        raise SpecError(
+            f"hook {reference!r}: expected 'module:function' or 'file.py:function'"
+        )
+    module = _import(module_part, base_dir, reference)
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise SpecError(
+            f"hook {reference!r}: {module_part} has no function {function_name!r}"
+        )
+    return function
+
+
+def _import(module_part: str, base_dir: Path, reference: str) -> Any:
+    if module_part.endswith(".py"):
+        return _import_file(base_dir / module_part, reference)
+    try:
+        return importlib.import_module(module_part)
+    except ImportError as exc:
+        raise SpecError(
+            f"hook {reference!r}: cannot import {module_part!r}: {exc}"
+        ) from None
+
+
+def _import_file(path: Path, reference: str) -> Any:
+    if not path.is_file():
+        raise SpecError(f"hook {reference!r}: file {path} not found")
+    module_name = f"casework_hook_{path.stem}_{abs(hash(path.resolve())):x}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
