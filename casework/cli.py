@@ -105,7 +105,9 @@ def run(
         load_usecase(usecase)  # a bad name or spec fails before anything starts
         warming = _prepare(start_prefect=True)
         from casework.flows.train import train
+        from casework.runtime import quiet_expected_errors
 
+        quiet_expected_errors()
         if warming is not None:
             warming.join()
         names = (

@@ -56,20 +56,31 @@ def check_prefect_api(timeout_seconds: float = 5.0) -> None:
 
 
 class _ExpectedErrorFilter(logging.Filter):
-    """Drops the traceback from log records about casework's own, expected errors:
-    the CLI reports those in one line."""
+    """Keeps casework's own, expected errors off the console: the CLI reports each in
+    one line. Prefect's API handler still records them for the UI."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from casework.errors import CaseworkError
+        from casework import errors
 
-        if record.exc_info and isinstance(record.exc_info[1], CaseworkError):
-            record.exc_info = None
-            record.exc_text = None
-        return True
+        if record.exc_info and isinstance(record.exc_info[1], errors.CaseworkError):
+            return False
+        message = record.getMessage()
+        if "encountered an exception" not in message:
+            return True
+        return not any(f"{name}:" in message for name in errors.__all__)
 
 
 def quiet_expected_errors() -> None:
-    """Install the filter on the handlers Prefect logs through."""
-    noisy = logging.getLogger("prefect")
-    for handler in [*logging.getLogger().handlers, *noisy.handlers]:
-        handler.addFilter(_ExpectedErrorFilter())
+    """Install the filter on every console handler Prefect has set up; call it after
+    Prefect is imported."""
+    expected = _ExpectedErrorFilter()
+    loggers = [logging.getLogger(), *map(logging.getLogger, _prefect_logger_names())]
+    for handler in {h for lg in loggers for h in lg.handlers}:
+        if isinstance(handler, logging.StreamHandler):
+            handler.addFilter(expected)
+
+
+def _prefect_logger_names() -> list[str]:
+    return [
+        name for name in logging.Logger.manager.loggerDict if name.startswith("prefect")
+    ]

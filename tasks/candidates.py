@@ -37,7 +37,7 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
     Args:
         hidden_units: width of the hidden layer, default 32.
         max_epochs: passes over the training rows, default 40.
-        learning_rate: Adam's step size, default 1e-3.
+        learning_rate: Adam's step size, default 3e-3.
         batch_size: rows per gradient step, default 128.
         weight_decay: L2 penalty passed to Adam, default 1e-4.
         random_state: seed for torch's weight initialisation and shuffling.
@@ -47,7 +47,7 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
         self,
         hidden_units: int = 32,
         max_epochs: int = 40,
-        learning_rate: float = 1e-3,
+        learning_rate: float = 3e-3,
         batch_size: int = 128,
         weight_decay: float = 1e-4,
         random_state: int = 0,

@@ -44,7 +44,7 @@ class TabularCleaner(TransformerMixin, BaseEstimator):
     def fit(self, X: pd.DataFrame, y: Any = None) -> TabularCleaner:
         frame = _as_frame(X)
         self.input_columns_ = [str(c) for c in frame.columns]
-        self.empty_columns_ = [c for c in self.input_columns_ if frame[c].isna().all()]
+        self.empty_columns_ = [c for c in self.input_columns_ if _is_empty(frame[c])]
         if self.empty_columns_:
             logger.warning(
                 "Dropping columns with no values in the training rows: %s",
@@ -89,10 +89,11 @@ class TabularCleaner(TransformerMixin, BaseEstimator):
             return False
         if pd.api.types.is_numeric_dtype(column):
             return True
-        present = column.dropna()
+        text = column.dropna().astype(str).str.strip()
+        present = text[text != ""]
         if present.empty:
             return False
-        parsed = pd.to_numeric(present.astype(str).str.strip(), errors="coerce")
+        parsed = pd.to_numeric(present, errors="coerce")
         return bool(parsed.notna().mean() >= self.numeric_text_share)
 
 
@@ -150,6 +151,13 @@ def _encoder(cleaner: TabularCleaner) -> ColumnTransformer:
         remainder="drop",
         verbose_feature_names_out=False,
     )
+
+
+def _is_empty(column: pd.Series) -> bool:
+    """True when no cell holds a value; blank text counts as no value."""
+    if pd.api.types.is_numeric_dtype(column):
+        return bool(column.isna().all())
+    return bool(column.dropna().astype(str).str.strip().eq("").all())
 
 
 def _as_frame(X: Any) -> pd.DataFrame:

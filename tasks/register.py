@@ -109,7 +109,7 @@ def decide_promotion(
         )
         logger.warning(reason)
         return GateDecision(
-            False, reason, metric.primary, challenger_score, None, champion.version
+            False, reason, metric.primary, challenger_score, None, str(champion.version)
         )
 
     promote = is_better(
@@ -126,7 +126,7 @@ def decide_promotion(
         metric.primary,
         challenger_score,
         champion_score,
-        champion.version,
+        str(champion.version),
     )
 
 

@@ -24,6 +24,7 @@ def list_versions(model_name: str) -> list[dict[str, Any]]:
     client = MlflowClient()
     try:
         versions = client.search_model_versions(f"name = '{_quoted(model_name)}'")
+        aliases = _aliases_by_version(client, model_name) if versions else {}
     except Exception as exc:
         raise RegistryError(
             f"cannot read the registry at {_safe(tracking_uri())}: {exc}"
@@ -34,8 +35,9 @@ def list_versions(model_name: str) -> list[dict[str, Any]]:
         metric = version.tags.get("casework.primary_metric", "")
         rows.append(
             {
-                "version": version.version,
-                "aliases": ", ".join(sorted(version.aliases)) or "-",
+                "version": str(version.version),
+                "aliases": ", ".join(sorted(aliases.get(str(version.version), [])))
+                or "-",
                 "metric": metric or "-",
                 "score": version.tags.get(f"casework.test_{metric}", "-"),
                 "fingerprint": version.tags.get("casework.data_fingerprint", "-"),
@@ -61,6 +63,14 @@ def set_champion(model_name: str, version: str) -> None:
         raise RegistryError(
             f"cannot make {model_name!r} v{version} champion: {exc.message}"
         ) from None
+
+
+def _aliases_by_version(client: Any, model_name: str) -> dict[str, list[str]]:
+    """Aliases per version; search results of some stores leave them out."""
+    by_version: dict[str, list[str]] = {}
+    for alias, version in client.get_registered_model(model_name).aliases.items():
+        by_version.setdefault(str(version), []).append(alias)
+    return by_version
 
 
 def _quoted(name: str) -> str:

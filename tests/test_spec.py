@@ -1,0 +1,119 @@
+"""The use-case spec: validation messages and discovery."""
+
+from __future__ import annotations
+
+import sys
+from importlib.metadata import EntryPoint
+from pathlib import Path
+
+import pytest
+import yaml
+
+from casework.errors import SpecError, UseCaseNotFoundError
+from casework.usecases import available_usecases, discovery, load_spec, load_usecase
+
+MINIMAL = {
+    "name": "returns",
+    "source": {"kind": "csv", "path": "returns.csv"},
+    "target": {"column": "returned", "positive": "yes"},
+}
+
+
+def _write(path: Path, data: object) -> Path:
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+class TestSpecValidation:
+    def test_minimal_spec_gets_defaults(self, tmp_path):
+        spec = load_spec(_write(tmp_path / "u.yaml", MINIMAL))
+        assert spec.split.strategy == "stratified"
+        assert spec.candidates == [
+            "logistic_regression",
+            "hist_gradient_boosting",
+            "mlp",
+        ]
+        assert spec.model_name == "returns"
+        assert spec.resolve_path("returns.csv") == tmp_path / "returns.csv"
+
+    def test_invalid_field_names_file_field_and_value(self, tmp_path):
+        path = _write(tmp_path / "u.yaml", {**MINIMAL, "split": {"test_size": 0.7}})
+        with pytest.raises(SpecError, match=r"u\.yaml: field 'split.test_size'.*0\.7"):
+            load_spec(path)
+
+    def test_unknown_field_is_refused(self, tmp_path):
+        path = _write(tmp_path / "u.yaml", {**MINIMAL, "taget": {"column": "x"}})
+        with pytest.raises(SpecError, match=r"field 'taget': Extra inputs"):
+            load_spec(path)
+
+    def test_threshold_strategy_needs_its_setting(self, tmp_path):
+        path = _write(
+            tmp_path / "u.yaml", {**MINIMAL, "threshold": {"strategy": "min_recall"}}
+        )
+        with pytest.raises(SpecError, match="needs 'min_recall'"):
+            load_spec(path)
+
+    def test_time_split_needs_a_column(self, tmp_path):
+        path = _write(tmp_path / "u.yaml", {**MINIMAL, "split": {"strategy": "time"}})
+        with pytest.raises(SpecError, match="needs 'column'"):
+            load_spec(path)
+
+    def test_unknown_metric_lists_known_ones(self, tmp_path):
+        path = _write(tmp_path / "u.yaml", {**MINIMAL, "metric": {"primary": "auc"}})
+        with pytest.raises(SpecError, match="unknown metric 'auc'; expected one of"):
+            load_spec(path)
+
+    def test_broken_yaml_names_the_line(self, tmp_path):
+        path = tmp_path / "u.yaml"
+        path.write_text("name: x\nsource: [unclosed\n", encoding="utf-8")
+        with pytest.raises(SpecError, match=r"u\.yaml \(line \d+\): not valid YAML"):
+            load_spec(path)
+
+    def test_missing_spec_file_is_named(self, tmp_path):
+        with pytest.raises(SpecError, match=r"nothere\.yaml: use-case spec not found"):
+            load_spec(tmp_path / "nothere.yaml")
+
+
+class TestDiscovery:
+    def test_builtin_churn_is_found_by_name(self):
+        assert "churn" in available_usecases()
+        assert load_usecase("churn").target.column == "Churn"
+
+    def test_unknown_name_suggests_close_matches(self):
+        with pytest.raises(
+            UseCaseNotFoundError, match="unknown use case 'chrun': did you mean churn"
+        ):
+            load_usecase("chrun")
+
+    def test_spec_is_loaded_from_a_path(self, tmp_path):
+        path = _write(tmp_path / "returns.yaml", MINIMAL)
+        assert load_usecase(str(path)).name == "returns"
+
+    def test_installed_plugin_is_found_through_entry_points(
+        self, tmp_path, monkeypatch
+    ):
+        _write(tmp_path / "returns.yaml", MINIMAL)
+        package = tmp_path / "returns_plugin.py"
+        package.write_text(
+            "from pathlib import Path\nSPEC = Path(__file__).with_name('returns.yaml')\n"
+        )
+        monkeypatch.syspath_prepend(str(tmp_path))
+        plugin = EntryPoint(
+            name="returns",
+            value="returns_plugin:SPEC",
+            group=discovery.ENTRY_POINT_GROUP,
+        )
+        monkeypatch.setattr(discovery, "entry_points", lambda group: [plugin])
+
+        assert load_usecase("returns").target.column == "returned"
+        sys.modules.pop("returns_plugin", None)
+
+    def test_broken_plugin_does_not_hide_the_others(self, monkeypatch):
+        broken = EntryPoint(
+            name="broken",
+            value="no_such_module:SPEC",
+            group=discovery.ENTRY_POINT_GROUP,
+        )
+        monkeypatch.setattr(discovery, "entry_points", lambda group: [broken])
+        assert "broken" not in available_usecases()
+        assert "churn" in available_usecases()
