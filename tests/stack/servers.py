@@ -48,16 +48,21 @@ import psycopg
 import pytest
 from psycopg import sql
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 __all__ = [
     "DEFAULT_PG_ADMIN_URL",
     "PG_URL_ENV_VAR",
+    "STARTUP_TIMEOUT_SECONDS",
+    "STOP_TIMEOUT_SECONDS",
     "ServerProcess",
     "ServerStartError",
     "Stack",
+    "free_port",
     "fresh_database",
     "launch_mlflow_server",
     "launch_prefect_server",
+    "launch_process",
     "mlflow_server",
     "postgres_admin_url",
     "prefect_server",
@@ -65,6 +70,7 @@ __all__ = [
     "running_stack",
     "stop_server",
     "wait_until_healthy",
+    "with_driver",
 ]
 
 logger = logging.getLogger(__name__)
@@ -100,7 +106,8 @@ class ServerProcess:
         health_url: URL answering 200 once the server is ready.
         process: The server's process, leader of its own process group.
         log_path: File holding the server's stdout and stderr.
-        database_url: ``postgresql://`` URL of the server's own database.
+        database_url: ``postgresql://`` URL of the server's own database ("" if none).
+        started_at: ``time.monotonic()`` when the process was launched.
         startup_seconds: Seconds from launch until the health check passed
             (NaN until :func:`wait_until_healthy` has succeeded).
     """
@@ -243,7 +250,11 @@ def _drop_database(admin_url: str, name: str) -> None:
 
 
 def _redact(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
+    """Return ``url`` with its password masked, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparsable URL>"
 
 
 # Processes ----------------------------------------------------------------------------
@@ -260,7 +271,7 @@ def launch_prefect_server(database_url: str, workdir: Path) -> ServerProcess:
         database_url: ``postgresql://`` URL of an empty database for the server.
         workdir: Folder for the server's home and log.
     """
-    port = _free_port()
+    port = free_port()
     home = workdir / "prefect-home"
     home.mkdir(parents=True, exist_ok=True)
     env = _environment_without(("PREFECT_",))
@@ -276,8 +287,14 @@ def launch_prefect_server(database_url: str, workdir: Path) -> ServerProcess:
         "--no-prompt",
     ]
     url = f"http://{LOOPBACK_HOST}:{port}"
-    return _launch(
-        "prefect", command, env, workdir, url, f"{url}/api/health", database_url
+    return launch_process(
+        "prefect",
+        command,
+        env=env,
+        workdir=workdir,
+        url=url,
+        health_url=f"{url}/api/health",
+        database_url=database_url,
     )
 
 
@@ -293,7 +310,7 @@ def launch_mlflow_server(database_url: str, workdir: Path) -> ServerProcess:
         database_url: ``postgresql://`` URL of an empty database for the server.
         workdir: Folder for the artifacts and the log.
     """
-    port = _free_port()
+    port = free_port()
     artifacts = workdir / "artifacts"
     artifacts.mkdir(parents=True, exist_ok=True)
     env = _environment_without(("MLFLOW_",))
@@ -306,7 +323,15 @@ def launch_mlflow_server(database_url: str, workdir: Path) -> ServerProcess:
         *("--allowed-hosts", f"{LOOPBACK_HOST}:{port},localhost:{port}"),
     ]
     url = f"http://{LOOPBACK_HOST}:{port}"
-    return _launch("mlflow", command, env, workdir, url, f"{url}/health", database_url)
+    return launch_process(
+        "mlflow",
+        command,
+        env=env,
+        workdir=workdir,
+        url=url,
+        health_url=f"{url}/health",
+        database_url=database_url,
+    )
 
 
 def wait_until_healthy(
@@ -366,17 +391,34 @@ def stop_server(
     process.wait(timeout=timeout_seconds)
 
 
-def _launch(
+def launch_process(
     name: str,
     command: list[str],
+    *,
     env: Mapping[str, str],
     workdir: Path,
     url: str,
     health_url: str,
-    database_url: str,
+    database_url: str = "",
 ) -> ServerProcess:
-    log_path = workdir / f"{name}-server.log"
-    logger.info("starting %s server at %s", name, url)
+    """Start ``command`` in its own process group, logging to ``workdir/<name>.log``.
+
+    The building block of the launchers above, public for other long-running
+    processes a test wants watched and stopped the same way (``casework deploy``, a
+    Prefect worker). It does not wait: follow it with :func:`wait_until_healthy`, and
+    always with :func:`stop_server`.
+
+    Args:
+        name: Short label for logs and errors.
+        command: Program and arguments.
+        env: The complete environment of the process.
+        workdir: Working directory, and folder of the log.
+        url: Base URL the process serves.
+        health_url: URL answering 200 once the process is ready.
+        database_url: The process's own database, if any (for the record).
+    """
+    log_path = workdir / f"{name}.log"
+    logger.info("starting %s at %s", name, url)
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             command,
@@ -406,7 +448,7 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     """Return a TCP port on loopback that was free a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((LOOPBACK_HOST, 0))

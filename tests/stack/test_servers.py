@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -30,6 +31,64 @@ def ping(marker: str) -> str:
 print(ping(sys.argv[1]))
 """
 _FLOW_TIMEOUT_SECONDS = 60
+
+# What `casework deploy` does, reduced to one flow: serve a deployment on a cron
+# schedule. docker-compose.yml probes the runner's /health endpoint for it. Prefect
+# refuses to deploy a flow defined in `python -c`, so this goes into a file.
+_SERVE_SCRIPT = """
+from prefect import flow
+
+
+@flow(name="casework-stack-serve")
+def noop() -> None:
+    pass
+
+
+noop.serve(name="train-stack", cron="0 3 * * 1")
+"""
+
+# MLflow keeps the tracking URI and the active experiment in globals and in
+# os.environ, so the client side runs in its own process rather than in pytest's.
+_MLFLOW_SCRIPT = """
+import json
+import sys
+
+import mlflow
+import numpy as np
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+from sklearn.linear_model import LogisticRegression
+
+uri, name = sys.argv[1], sys.argv[2]
+mlflow.set_tracking_uri(uri)
+X = np.array([[0.0], [1.0], [2.0], [3.0]])
+y = np.array([0, 0, 1, 1])
+model = LogisticRegression().fit(X, y)
+
+mlflow.set_experiment(name)
+with mlflow.start_run():
+    mlflow.log_metric("roc_auc", 1.0)
+    info = mlflow.sklearn.log_model(
+        model,
+        name="model",
+        serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
+        signature=infer_signature(X, y),
+        pip_requirements=["scikit-learn"],
+        registered_model_name=name,
+    )
+client = MlflowClient()
+client.set_registered_model_alias(name, "champion", info.registered_model_version)
+
+loaded = mlflow.sklearn.load_model(f"models:/{name}@champion")
+champion = client.get_model_version_by_alias(name, "champion")
+diff = np.abs(loaded.predict_proba(X) - model.predict_proba(X)).max()
+print(json.dumps({
+    "registered_version": str(info.registered_model_version),
+    "champion_version": champion.version,
+    "metrics": client.get_run(champion.run_id).data.metrics,
+    "max_abs_diff": float(diff),
+}))
+"""
 
 
 @pytest.fixture(scope="module")
@@ -87,46 +146,59 @@ class TestRunningStack:
         assert flow_run.parameters == {"marker": marker}
         assert str(flow_run.id) in {str(run.id) for run in listed}
 
-    def test_mlflow_server_registers_a_skops_model_and_serves_it_by_alias(self, stack):
-        import mlflow
-        import numpy as np
-        from mlflow.models import infer_signature
-        from mlflow.tracking import MlflowClient
-        from sklearn.linear_model import LogisticRegression
+    def test_served_deployment_answers_the_runner_health_check(self, stack, tmp_path):
+        """Check the /health endpoint the compose file probes for `casework deploy`."""
+        from prefect.client.orchestration import SyncPrefectClient
 
-        X = np.array([[0.0], [1.0], [2.0], [3.0]])
-        y = np.array([0, 0, 1, 1])
-        model = LogisticRegression().fit(X, y)
-        name = f"stack-check-{uuid.uuid4().hex[:8]}"
-        uri = stack.mlflow_tracking_uri
-
-        previous_tracking_uri = mlflow.get_tracking_uri()
-        mlflow.set_tracking_uri(uri)
+        script = tmp_path / "serve_stack.py"
+        script.write_text(_SERVE_SCRIPT)
+        port = servers.free_port()
+        env = stack.client_env(tmp_path / "prefect-client-home")
+        env.update(
+            PREFECT_RUNNER_SERVER_ENABLE="true",
+            PREFECT_RUNNER_SERVER_HOST="127.0.0.1",
+            PREFECT_RUNNER_SERVER_PORT=str(port),
+        )
+        runner = servers.launch_process(
+            "runner",
+            [sys.executable, str(script)],
+            env=env,
+            workdir=tmp_path,
+            url=f"http://127.0.0.1:{port}",
+            health_url=f"http://127.0.0.1:{port}/health",
+        )
         try:
-            mlflow.set_experiment(name)
-            with mlflow.start_run():
-                mlflow.log_metric("roc_auc", 1.0)
-                info = mlflow.sklearn.log_model(
-                    model,
-                    name="model",
-                    serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
-                    signature=infer_signature(X, y),
-                    pip_requirements=["scikit-learn"],
-                    registered_model_name=name,
+            servers.wait_until_healthy(runner, timeout_seconds=_FLOW_TIMEOUT_SECONDS)
+            with SyncPrefectClient(stack.prefect_api_url) as client:
+                deployment = client.read_deployment_by_name(
+                    "casework-stack-serve/train-stack"
                 )
-            client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-            version = str(info.registered_model_version)
-            client.set_registered_model_alias(name, "champion", version)
-
-            loaded = mlflow.sklearn.load_model(f"models:/{name}@champion")
-            champion = client.get_model_version_by_alias(name, "champion")
-            run = client.get_run(champion.run_id)
         finally:
-            mlflow.set_tracking_uri(previous_tracking_uri)
+            servers.stop_server(runner)
 
-        assert champion.version == version
-        assert run.data.metrics == {"roc_auc": 1.0}
-        np.testing.assert_allclose(loaded.predict_proba(X), model.predict_proba(X))
+        crons = [s.schedule.cron for s in deployment.schedules]
+        assert crons == ["0 3 * * 1"]
+        print(f"runner healthy after {runner.startup_seconds:.1f} s")
+
+    def test_mlflow_server_registers_a_skops_model_and_serves_it_by_alias(
+        self, stack, tmp_path
+    ):
+        name = f"stack-check-{uuid.uuid4().hex[:8]}"
+        completed = subprocess.run(
+            [sys.executable, "-c", _MLFLOW_SCRIPT, stack.mlflow_tracking_uri, name],
+            env=stack.client_env(tmp_path / "prefect-client-home"),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=_FLOW_TIMEOUT_SECONDS,
+            check=False,
+        )
+        assert completed.returncode == 0, completed.stderr[-3000:]
+        seen = json.loads(completed.stdout.strip().splitlines()[-1])
+
+        assert seen["champion_version"] == seen["registered_version"] == "1"
+        assert seen["metrics"] == {"roc_auc": 1.0}
+        assert seen["max_abs_diff"] < 1e-9
         # --serve-artifacts: the client uploaded through the server into its folder.
         artifacts = stack.mlflow.log_path.parent / "artifacts"
         assert list(artifacts.rglob("*.skops")), f"no .skops file under {artifacts}"
@@ -172,16 +244,17 @@ class TestCleanUp:
 class TestWaitUntilHealthy:
     def test_process_that_exits_raises_with_exit_code_and_log(self, tmp_path):
         command = [sys.executable, "-c", "print('boom'); raise SystemExit(3)"]
-        server = servers._launch(
+        server = servers.launch_process(
             "dummy",
             command,
-            {},
-            tmp_path,
-            "http://127.0.0.1:1",
-            "http://127.0.0.1:1/",
-            "",
+            env={},
+            workdir=tmp_path,
+            url="http://127.0.0.1:1",
+            health_url="http://127.0.0.1:1/health",
         )
-        with pytest.raises(servers.ServerStartError, match=r"code 3[^$]*boom"):
+        with pytest.raises(
+            servers.ServerStartError, match=r"(?s)exited with code 3.*boom"
+        ):
             servers.wait_until_healthy(server, timeout_seconds=10)
         servers.stop_server(server)
 
