@@ -1,0 +1,49 @@
+"""The command line's start-up path and its plain commands."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from casework.cli import app
+from casework.tasks.redact import redact_url
+
+HEAVY = ("prefect", "mlflow", "torch", "sklearn", "pandas", "skorch")
+
+
+class TestStartUp:
+    def test_help_path_imports_no_heavy_library(self):
+        probe = (
+            "import sys; import casework.cli; "
+            f"print([m for m in {HEAVY!r} if m in sys.modules])"
+        )
+        output = subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+        ).stdout
+        assert output.strip() == "[]"
+
+    def test_help_lists_the_commands(self):
+        result = CliRunner().invoke(app, ["--help"])
+        assert result.exit_code == 0
+        for command in ("list", "run", "models", "promote"):
+            assert command in result.output
+
+
+class TestList:
+    def test_list_shows_the_builtin_churn_use_case(self):
+        result = CliRunner().invoke(app, ["list"], env={"COLUMNS": "160"})
+        assert result.exit_code == 0
+        assert "churn" in result.output and "Churn" in result.output
+
+
+class TestRedactUrl:
+    def test_password_in_a_url_is_replaced(self):
+        url = "postgresql+psycopg://scorer:s3cr%40t@db.internal:5432/sales"
+        assert (
+            redact_url(url) == "postgresql+psycopg://scorer:***@db.internal:5432/sales"
+        )
+
+    def test_url_without_password_is_unchanged(self):
+        assert redact_url("sqlite:////tmp/mlflow.db") == "sqlite:////tmp/mlflow.db"
