@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -172,8 +173,11 @@ CANDIDATES: dict[str, Callable[[int], BaseEstimator]] = {
 }
 
 
-def check_candidates(names: list[str], usecase: str) -> None:
-    """Fail before any data is read when a spec lists a candidate casework lacks."""
+def check_candidates(
+    names: list[str], usecase: str, params: dict[str, dict[str, Any]] | None = None
+) -> None:
+    """Fail before any data is read when a spec lists a candidate casework lacks, or
+    sets a parameter its estimator does not have."""
     for name in names:
         if name not in CANDIDATES:
             close = difflib.get_close_matches(name, list(CANDIDATES), n=2)
@@ -182,8 +186,20 @@ def check_candidates(names: list[str], usecase: str) -> None:
                 f"{usecase}: unknown candidate {name!r}{hint} "
                 f"(known: {', '.join(CANDIDATES)})"
             )
+    for name, settings in (params or {}).items():
+        known = CANDIDATES[name](0).get_params(deep=False)
+        unknown = sorted(set(settings) - set(known))
+        if unknown:
+            raise SpecError(
+                f"{usecase}: candidate_params.{name} sets {unknown}, which the "
+                f"estimator does not have (known: {', '.join(sorted(known))})"
+            )
 
 
-def make_candidate(name: str, seed: int) -> BaseEstimator:
-    """A fresh, unfitted estimator for a candidate name."""
-    return CANDIDATES[name](seed)
+def make_candidate(
+    name: str, seed: int, params: dict[str, Any] | None = None
+) -> BaseEstimator:
+    """A fresh, unfitted estimator for a candidate name, with the spec's parameters
+    (``candidate_params``) set over casework's defaults."""
+    estimator = CANDIDATES[name](seed)
+    return estimator.set_params(**params) if params else estimator

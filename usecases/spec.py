@@ -226,6 +226,7 @@ class UseCaseSpec(_Strict):
     deduplicate: bool = False
     split: SplitSpec = SplitSpec()
     candidates: list[str] = list(DEFAULT_CANDIDATES)
+    candidate_params: dict[str, dict[str, Any]] = {}
     metric: MetricSpec = MetricSpec()
     threshold: ThresholdSpec = ThresholdSpec()
     schedule: ScheduleSpec = ScheduleSpec()
@@ -244,6 +245,15 @@ class UseCaseSpec(_Strict):
         if len(set(value)) != len(value):
             raise ValueError(f"candidates are listed twice: {value}")
         return value
+
+    @model_validator(mode="after")
+    def _params_for_listed_candidates(self) -> UseCaseSpec:
+        unlisted = sorted(set(self.candidate_params) - set(self.candidates))
+        if unlisted:
+            raise ValueError(
+                f"candidate_params names {unlisted}, which 'candidates' does not list"
+            )
+        return self
 
     @property
     def model_name(self) -> str:
