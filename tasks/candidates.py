@@ -80,7 +80,8 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "output_weights_")
         X = np.asarray(X, dtype=np.float32)
         hidden = np.maximum(X @ self.hidden_weights_ + self.hidden_bias_, 0.0)
-        logits = hidden @ self.output_weights_ + self.output_bias_
+        # float64 so the softmax rows sum to one within log_loss's tolerance
+        logits = (hidden @ self.output_weights_ + self.output_bias_).astype(np.float64)
         if self._is_binary:
             positive = 1.0 / (1.0 + np.exp(-np.clip(logits[:, 0], -50, 50)))
             return np.column_stack([1.0 - positive, positive]).astype(np.float64)
@@ -186,7 +187,13 @@ def check_candidates(
                 f"{usecase}: unknown candidate {name!r}{hint} "
                 f"(known: {', '.join(CANDIDATES)})"
             )
+    # Parameters of a candidate left out (e.g. by ``--candidates``) are still checked.
     for name, settings in (params or {}).items():
+        if name not in CANDIDATES:
+            raise SpecError(
+                f"{usecase}: candidate_params names {name!r}, which is no candidate "
+                f"(known: {', '.join(CANDIDATES)})"
+            )
         known = CANDIDATES[name](0).get_params(deep=False)
         unknown = sorted(set(settings) - set(known))
         if unknown:

@@ -246,15 +246,6 @@ class UseCaseSpec(_Strict):
             raise ValueError(f"candidates are listed twice: {value}")
         return value
 
-    @model_validator(mode="after")
-    def _params_for_listed_candidates(self) -> UseCaseSpec:
-        unlisted = sorted(set(self.candidate_params) - set(self.candidates))
-        if unlisted:
-            raise ValueError(
-                f"candidate_params names {unlisted}, which 'candidates' does not list"
-            )
-        return self
-
     @property
     def model_name(self) -> str:
         """The registered model's name: ``registered_model``, else the use-case name."""
