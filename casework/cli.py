@@ -205,12 +205,15 @@ def _print_train_summary(summary: dict[str, Any]) -> None:
     console.print(table)
 
     test = summary["test_metrics"]
-    shown = ", ".join(
-        f"{k} {test[k]:.4f}"
-        for k in (metric, "pr_auc", "f1", "macro_f1", "brier", "log_loss")
-        if k in test
-    )
+    keys = dict.fromkeys((metric, "pr_auc", "f1", "macro_f1", "brier", "log_loss"))
+    shown = ", ".join(f"{k} {test[k]:.4f}" for k in keys if k in test)
     console.print(f"test rows: {shown}")
+    if "expected_cost" in test:
+        console.print(
+            f"expected cost on test rows: {test['expected_cost']:,.2f} (flag nothing "
+            f"{test['cost_flag_nothing']:,.2f}, flag everything "
+            f"{test['cost_flag_everything']:,.2f})"
+        )
     if summary["threshold"] is not None:
         console.print(f"decision threshold: {summary['threshold']:.4f}")
     for note in summary["notes"]:

@@ -18,10 +18,11 @@ from prefect.artifacts import create_markdown_artifact
 from casework import __version__
 from casework.tasks import track
 from casework.tasks.candidates import check_candidates
+from casework.tasks.card import ModelCard, card_summary, log_card
 from casework.tasks.clean import TabularCleaner
-from casework.tasks.evaluate import evaluate_metrics
 from casework.tasks.ingest import ingest
 from casework.tasks.model_store import log_pipeline
+from casework.tasks.redact import redact_url
 from casework.tasks.register import (
     THRESHOLD_TAG,
     GateDecision,
@@ -29,6 +30,7 @@ from casework.tasks.register import (
     decide_promotion,
     register_version,
 )
+from casework.tasks.report import TestEvaluation, evaluate_test, log_plots
 from casework.tasks.split import Split, split
 from casework.tasks.train import (
     CandidateResult,
@@ -41,7 +43,7 @@ from casework.tasks.validate import ValidData, validate
 from casework.usecases import UseCaseSpec, load_usecase
 from casework.usecases.hooks import load_callable
 
-__all__ = ["TrainSummary", "train"]
+__all__ = ["TrainSummary", "summary_markdown", "train"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +68,9 @@ class TrainSummary:
     data_fingerprint: str
     rows: int
     notes: list[str] = field(default_factory=list)
+    threshold_strategy: str | None = None
+    classes: list[str] = field(default_factory=list)
+    top_features: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,7 +94,7 @@ def train(
     spec = load_usecase(usecase)
     if candidates:
         spec = spec.with_overrides(candidates=list(candidates))
-    check_candidates(spec.candidates, spec.name)
+    check_candidates(spec.candidates, spec.name, spec.candidate_params)
     experiment_id = track.connect(spec.name)
 
     import mlflow
@@ -119,7 +124,13 @@ def _train_in_run(
 
     # Train candidates concurrently
     futures = [
-        train_candidate.submit(name, rows, spec.threshold, spec.split.seed)
+        train_candidate.submit(
+            name,
+            rows,
+            spec.threshold,
+            spec.split.seed,
+            spec.candidate_params.get(name),
+        )
         for name in spec.candidates
     ]
     results: list[CandidateResult] = [future.result() for future in futures]
@@ -136,29 +147,65 @@ def _train_in_run(
 
     # Evaluate on test rows, never seen before
     X_test, y_test = data.X.iloc[parts.test], data.y[parts.test]
-    threshold = winner.threshold.value if winner.threshold else 0.5
-    test_metrics = evaluate_metrics(y_test, final.predict_proba(X_test), threshold)
-    track.log_metrics(test_metrics, prefix="test_")
+    evaluation = evaluate_test(
+        final,
+        X_test,
+        y_test,
+        data.classes,
+        winner.threshold,
+        spec.threshold,
+        _rows_of(data.false_negative_costs, parts.test),
+    )
+    track.log_metrics(evaluation.metrics, prefix="test_")
     track.log_params({"winner": winner.name})
+    importance = log_plots(
+        final, X_test, y_test, evaluation, spec.metric.primary, spec.split.seed
+    )
+    card = ModelCard(
+        spec=spec,
+        winner=winner.name,
+        candidates=list(spec.candidates),
+        source=redact_url(raw.source),
+        fingerprint=raw.fingerprint,
+        report=data.report,
+        split_rows={
+            "train": len(parts.train),
+            "validation": len(parts.validation),
+            "test": len(parts.test),
+        },
+        class_names=data.classes,
+        positive_label=data.positive_label,
+        test_metrics=evaluation.metrics,
+        threshold=winner.threshold.value if winner.threshold else None,
+        threshold_strategy=winner.threshold.strategy if winner.threshold else "arg-max",
+        importance=importance,
+        warnings=list(evaluation.notes),
+        code_version=__version__,
+    )
 
     # Register
     version, decision = None, None
     if register:
-        version, decision = _register(
-            spec, final, data, parts, test_metrics, raw.fingerprint, threshold
-        )
+        version, decision = _register(spec, final, data, parts, evaluation, card)
+    else:
+        log_card(card)
     return _summary(
         spec,
         results,
         winner,
-        test_metrics,
+        evaluation,
         version,
         decision,
         run_id,
         experiment_id,
         raw.fingerprint,
         data,
+        importance,
     )
+
+
+def _rows_of(values: np.ndarray | None, positions: np.ndarray) -> np.ndarray | None:
+    return None if values is None else values[positions]
 
 
 def _training_rows(spec: UseCaseSpec, data: ValidData, parts: Split) -> TrainingRows:
@@ -169,10 +216,6 @@ def _training_rows(spec: UseCaseSpec, data: ValidData, parts: Split) -> Training
         else None
     )
     cleaner = TabularCleaner().fit(hook(X_train) if hook else X_train)
-    fn_costs = None
-    column = spec.threshold.false_negative_cost_column
-    if spec.threshold.strategy == "cost" and column:
-        fn_costs = data.X.iloc[parts.validation][column].to_numpy(dtype=float)
     return TrainingRows(
         X_train=X_train,
         y_train=data.y[parts.train],
@@ -180,7 +223,8 @@ def _training_rows(spec: UseCaseSpec, data: ValidData, parts: Split) -> Training
         y_validation=data.y[parts.validation],
         cleaner=cleaner,
         features_hook=hook,
-        validation_fn_costs=fn_costs,
+        validation_fn_costs=_rows_of(data.false_negative_costs, parts.validation),
+        class_names=list(data.classes),
     )
 
 
@@ -189,21 +233,17 @@ def _register(
     final: Any,
     data: ValidData,
     parts: Split,
-    test_metrics: dict[str, float],
-    fingerprint: str,
-    threshold: float,
+    evaluation: TestEvaluation,
+    card: ModelCard,
 ) -> tuple[RegisteredVersion, GateDecision]:
     hooks = _trusted_hooks(spec)
     X_test, y_test = data.X.iloc[parts.test], data.y[parts.test]
     primary = spec.metric.primary
+    test_score = evaluation.metrics.get(primary, float("nan"))
     decision = decide_promotion(
-        spec.model_name,
-        spec.metric,
-        test_metrics.get(primary, float("nan")),
-        X_test,
-        y_test,
-        hooks,
+        spec.model_name, spec.metric, test_score, X_test, y_test, hooks
     )
+    threshold = evaluation.threshold.value if evaluation.threshold else None
     metadata = {
         "classes": data.classes,
         "positive_label": data.positive_label,
@@ -211,17 +251,26 @@ def _register(
         "usecase": spec.name,
     }
     model_info = log_pipeline(final, data.X.iloc[parts.train[:50]], hooks, metadata)
+    card.gate = decision
+    log_card(card, model_info.model_id)
     tags = {
         "casework.usecase": spec.name,
-        "casework.data_fingerprint": fingerprint,
+        "casework.data_fingerprint": card.fingerprint,
         "casework.code_version": __version__,
         "casework.primary_metric": primary,
-        f"casework.test_{primary}": f"{test_metrics.get(primary, float('nan')):.6f}",
-        THRESHOLD_TAG: f"{threshold:.6f}",
+        f"casework.test_{primary}": f"{test_score:.6f}",
         "casework.classes": ",".join(data.classes),
     }
+    # A multi-class model decides by arg-max: it has no threshold to store.
+    if threshold is not None:
+        tags[THRESHOLD_TAG] = f"{threshold:.6f}"
     version = register_version(
-        spec.model_name, model_info.model_uri, decision, tags, spec.description
+        spec.model_name,
+        model_info.model_uri,
+        decision,
+        tags,
+        spec.description,
+        version_description=card_summary(card),
     )
     logger.info("Gate: %s", decision.reason)
     return version, decision
@@ -257,16 +306,16 @@ def _summary(
     spec: UseCaseSpec,
     results: list[CandidateResult],
     winner: CandidateResult,
-    test_metrics: dict[str, float],
+    evaluation: TestEvaluation,
     version: RegisteredVersion | None,
     decision: GateDecision | None,
     run_id: str,
     experiment_id: str,
     fingerprint: str,
     data: ValidData,
+    importance: Any,
 ) -> TrainSummary:
     from casework.settings import tracking_uri
-    from casework.tasks.redact import redact_url
 
     primary = spec.metric.primary
     table = [
@@ -274,19 +323,19 @@ def _summary(
             "name": r.name,
             "validation_score": r.score(primary),
             "fit_seconds": r.fit_seconds,
+            "threshold": r.threshold.value if r.threshold else None,
         }
         for r in results
     ]
-    notes = (
-        [winner.threshold.note] if winner.threshold and winner.threshold.note else []
-    )
     return TrainSummary(
         usecase=spec.name,
         primary_metric=primary,
         candidates=table,
         winner=winner.name,
         threshold=winner.threshold.value if winner.threshold else None,
-        test_metrics={k: float(v) for k, v in test_metrics.items() if np.isfinite(v)},
+        test_metrics={
+            k: float(v) for k, v in evaluation.metrics.items() if np.isfinite(v)
+        },
         model_name=version.name if version else None,
         version=version.version if version else None,
         aliases=list(version.aliases) if version else [],
@@ -296,37 +345,127 @@ def _summary(
         tracking_uri=redact_url(tracking_uri()),
         data_fingerprint=fingerprint,
         rows=len(data.y),
-        notes=notes,
+        notes=list(evaluation.notes),
+        threshold_strategy=winner.threshold.strategy if winner.threshold else None,
+        classes=list(data.classes),
+        top_features=importance.head(5).to_dict(orient="records"),
     )
 
 
 def _publish_artifact(summary: TrainSummary) -> None:
-    lines = [
-        f"# {summary.usecase}: trained {len(summary.candidates)} candidates",
-        "",
-        f"| candidate | validation {summary.primary_metric} | fit seconds |",
-        "|---|---|---|",
-    ]
-    for row in summary.candidates:
-        mark = " (winner)" if row["name"] == summary.winner else ""
-        lines.append(
-            f"| {row['name']}{mark} | {row['validation_score']:.4f} | {row['fit_seconds']:.1f} |"
-        )
-    test = summary.test_metrics.get(summary.primary_metric, float("nan"))
-    lines += ["", f"Test {summary.primary_metric} of the winner: **{test:.4f}**", ""]
-    if summary.version:
-        lines += [
-            f"Registered **{summary.model_name} v{summary.version}** with aliases "
-            f"{', '.join(summary.aliases)}.",
-            "",
-            f"Gate: {summary.gate.get('reason', '')}",
-            "",
-            f"Load it with `mlflow.sklearn.load_model('models:/{summary.model_name}@champion')`"
-            f" or score with `casework score {summary.usecase}`.",
-        ]
-    lines += ["", f"MLflow run `{summary.run_id}` at {summary.tracking_uri}."]
     create_markdown_artifact(
-        markdown="\n".join(lines),
+        markdown=summary_markdown(summary),
         key=f"train-{summary.usecase}".replace("_", "-"),
         description=f"Training summary of {summary.usecase}",
+    )
+
+
+def summary_markdown(summary: TrainSummary) -> str:
+    """The Prefect artifact of a training run: candidates, winner, test figures, the
+    gate's decision with both scores, and how to load the registered version."""
+    sections = [
+        _candidate_section(summary),
+        _test_section(summary),
+        _gate_section(summary),
+        _load_section(summary),
+        f"MLflow run `{summary.run_id}` (experiment {summary.experiment_id}) at "
+        f"{summary.tracking_uri}; plots under `plots/`, the model card in "
+        "`model_card.md`.",
+    ]
+    return "\n\n".join(section for section in sections if section) + "\n"
+
+
+def _candidate_section(summary: TrainSummary) -> str:
+    metric = summary.primary_metric
+    lines = [
+        f"# {summary.usecase}: {len(summary.candidates)} candidates on "
+        f"{summary.rows} rows",
+        "",
+        f"| candidate | validation {metric} | threshold | fit seconds |",
+        "|---|---|---|---|",
+    ]
+    for row in summary.candidates:
+        mark = " **(winner)**" if row["name"] == summary.winner else ""
+        threshold = "-" if row["threshold"] is None else f"{row['threshold']:.4f}"
+        lines.append(
+            f"| {row['name']}{mark} | {row['validation_score']:.4f} | {threshold} "
+            f"| {row['fit_seconds']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def _test_section(summary: TrainSummary) -> str:
+    test = summary.test_metrics
+    shown = [summary.primary_metric] + [
+        k
+        for k in ("roc_auc", "pr_auc", "macro_f1", "log_loss", "precision", "recall")
+        if k != summary.primary_metric
+    ]
+    rule = (
+        f"threshold {summary.threshold:.4f} ({summary.threshold_strategy})"
+        if summary.threshold is not None
+        else "the most probable class"
+    )
+    lines = [
+        f"## Winner `{summary.winner}` on test rows (decides by {rule})",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        *[f"| {k} | {test[k]:.4f} |" for k in shown if k in test],
+    ]
+    if "expected_cost" in test:
+        lines += [
+            "",
+            "| policy | expected cost on test rows |",
+            "|---|---|",
+            f"| model | {test['expected_cost']:,.2f} |",
+            f"| flag nothing | {test['cost_flag_nothing']:,.2f} |",
+            f"| flag everything | {test['cost_flag_everything']:,.2f} |",
+        ]
+    if summary.top_features:
+        top = ", ".join(f"`{row['column']}`" for row in summary.top_features)
+        lines += ["", f"Top input columns (permutation importance): {top}"]
+    lines += [f"\n> **Warning:** {note}" for note in summary.notes]
+    return "\n".join(lines)
+
+
+def _gate_section(summary: TrainSummary) -> str:
+    gate = summary.gate
+    if not gate:
+        return "## Not registered (run with registration off)"
+    outcome = "promoted to champion" if gate["promote"] else "not promoted"
+    champion = (
+        f"{gate['champion_score']:.4f} (champion v{gate['champion_version']})"
+        if gate.get("champion_score") is not None
+        else "none (no champion to compare on these rows)"
+    )
+    return "\n".join(
+        [
+            f"## Gate: {outcome}",
+            "",
+            f"- challenger {gate['metric']}: {gate['challenger_score']:.4f}",
+            f"- champion {gate['metric']}: {champion}",
+            f"- why: {gate['reason']}",
+        ]
+    )
+
+
+def _load_section(summary: TrainSummary) -> str:
+    if not summary.version:
+        return ""
+    name = summary.model_name
+    return "\n".join(
+        [
+            f"## Registered `{name}` v{summary.version} "
+            f"(aliases: {', '.join(summary.aliases)})",
+            "",
+            "```python",
+            "import mlflow",
+            f'model = mlflow.pyfunc.load_model("models:/{name}/{summary.version}")',
+            "probabilities = model.predict(raw_rows)  # one column per class",
+            "```",
+            "",
+            f"or `casework.tasks.model_store.load_pipeline('models:/{name}@champion')` "
+            f"for the scikit-learn pipeline; score with `casework score {summary.usecase}`.",
+        ]
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -79,7 +80,8 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "output_weights_")
         X = np.asarray(X, dtype=np.float32)
         hidden = np.maximum(X @ self.hidden_weights_ + self.hidden_bias_, 0.0)
-        logits = hidden @ self.output_weights_ + self.output_bias_
+        # float64 so the softmax rows sum to one within log_loss's tolerance
+        logits = (hidden @ self.output_weights_ + self.output_bias_).astype(np.float64)
         if self._is_binary:
             positive = 1.0 / (1.0 + np.exp(-np.clip(logits[:, 0], -50, 50)))
             return np.column_stack([1.0 - positive, positive]).astype(np.float64)
@@ -172,8 +174,11 @@ CANDIDATES: dict[str, Callable[[int], BaseEstimator]] = {
 }
 
 
-def check_candidates(names: list[str], usecase: str) -> None:
-    """Fail before any data is read when a spec lists a candidate casework lacks."""
+def check_candidates(
+    names: list[str], usecase: str, params: dict[str, dict[str, Any]] | None = None
+) -> None:
+    """Fail before any data is read when a spec lists a candidate casework lacks, or
+    sets a parameter its estimator does not have."""
     for name in names:
         if name not in CANDIDATES:
             close = difflib.get_close_matches(name, list(CANDIDATES), n=2)
@@ -182,8 +187,26 @@ def check_candidates(names: list[str], usecase: str) -> None:
                 f"{usecase}: unknown candidate {name!r}{hint} "
                 f"(known: {', '.join(CANDIDATES)})"
             )
+    # Parameters of a candidate left out (e.g. by ``--candidates``) are still checked.
+    for name, settings in (params or {}).items():
+        if name not in CANDIDATES:
+            raise SpecError(
+                f"{usecase}: candidate_params names {name!r}, which is no candidate "
+                f"(known: {', '.join(CANDIDATES)})"
+            )
+        known = CANDIDATES[name](0).get_params(deep=False)
+        unknown = sorted(set(settings) - set(known))
+        if unknown:
+            raise SpecError(
+                f"{usecase}: candidate_params.{name} sets {unknown}, which the "
+                f"estimator does not have (known: {', '.join(sorted(known))})"
+            )
 
 
-def make_candidate(name: str, seed: int) -> BaseEstimator:
-    """A fresh, unfitted estimator for a candidate name."""
-    return CANDIDATES[name](seed)
+def make_candidate(
+    name: str, seed: int, params: dict[str, Any] | None = None
+) -> BaseEstimator:
+    """A fresh, unfitted estimator for a candidate name, with the spec's parameters
+    (``candidate_params``) set over casework's defaults."""
+    estimator = CANDIDATES[name](seed)
+    return estimator.set_params(**params) if params else estimator

@@ -4,7 +4,10 @@ decision threshold on validation rows."""
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sklearn import metrics as skm
@@ -13,10 +16,14 @@ from casework.usecases.spec import LOWER_IS_BETTER, ThresholdSpec
 
 __all__ = [
     "ThresholdChoice",
+    "aligned_proba",
     "binary_metrics",
     "choose_threshold",
+    "cost_metrics",
     "evaluate_metrics",
+    "expected_cost",
     "is_better",
+    "metric_key",
     "multiclass_metrics",
 ]
 
@@ -34,13 +41,36 @@ class ThresholdChoice:
 
 
 def evaluate_metrics(
-    y: np.ndarray, proba: np.ndarray, threshold: float = 0.5
+    y: np.ndarray,
+    proba: np.ndarray,
+    threshold: float = 0.5,
+    class_names: Sequence[str] | None = None,
 ) -> dict[str, float]:
     """All metrics for one set of predictions: binary ones for two classes,
     multi-class ones (computed on the arg-max label) otherwise."""
     if proba.shape[1] == 2:
         return binary_metrics(y, proba[:, 1], threshold)
-    return multiclass_metrics(y, proba)
+    return multiclass_metrics(y, proba, class_names)
+
+
+def aligned_proba(model: Any, X: Any, n_classes: int) -> np.ndarray:
+    """``model.predict_proba(X)`` with one column per class index ``0..n_classes-1``.
+
+    A model fitted on rows that lack a class (a time split can do that) has fewer
+    columns; the missing classes get probability 0 rather than shifting the others.
+    """
+    proba = model.predict_proba(X)
+    fitted = np.asarray(getattr(model, "classes_", np.arange(proba.shape[1])))
+    if proba.shape[1] == n_classes and np.array_equal(fitted, np.arange(n_classes)):
+        return proba
+    full = np.zeros((proba.shape[0], n_classes), dtype=np.float64)
+    full[:, fitted.astype(int)] = proba
+    return full
+
+
+def metric_key(name: str) -> str:
+    """A class name made safe for an MLflow metric key (letters, digits, ``_.-``)."""
+    return re.sub(r"[^0-9A-Za-z_.-]+", "_", str(name)).strip("_") or "blank"
 
 
 def binary_metrics(
@@ -72,8 +102,11 @@ def binary_metrics(
     }
 
 
-def multiclass_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
-    """Accuracy, macro-F1, log loss, one-vs-rest ROC-AUC and recall per class index."""
+def multiclass_metrics(
+    y: np.ndarray, proba: np.ndarray, class_names: Sequence[str] | None = None
+) -> dict[str, float]:
+    """Accuracy, macro-F1, log loss, one-vs-rest ROC-AUC, and recall per class as
+    ``recall_<class name>`` (``recall_class_<index>`` when no names are given)."""
     labels = np.arange(proba.shape[1])
     predicted = proba.argmax(axis=1)
     recalls = skm.recall_score(
@@ -85,8 +118,13 @@ def multiclass_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
         "log_loss": float(skm.log_loss(y, proba, labels=labels)),
         "roc_auc_ovr": _roc_auc_ovr(y, proba, labels),
     }
+    names = (
+        [metric_key(name) for name in class_names]
+        if class_names is not None
+        else [f"class_{index}" for index in labels]
+    )
     result.update(
-        {f"recall_class_{index}": float(r) for index, r in enumerate(recalls)}
+        {f"recall_{name}": float(r) for name, r in zip(names, recalls, strict=True)}
     )
     return result
 
@@ -146,6 +184,37 @@ def expected_cost(
     return float(
         false_negative_costs[missed].sum() + false_positive_cost * false_alarms.sum()
     )
+
+
+def cost_metrics(
+    y: np.ndarray,
+    positive: np.ndarray,
+    threshold: float,
+    false_positive_cost: float,
+    false_negative_costs: np.ndarray,
+) -> dict[str, float]:
+    """Expected cost of flagging at ``threshold``, beside the two trivial policies.
+
+    Returns:
+        ``expected_cost`` at the threshold, ``cost_flag_nothing`` (every positive
+        missed), ``cost_flag_everything`` (every negative a false alarm) and
+        ``cost_saving`` against the cheaper of the two, all summed over the rows.
+    """
+    chosen = expected_cost(
+        y, positive >= threshold, false_positive_cost, false_negative_costs
+    )
+    nothing = expected_cost(
+        y, np.zeros(len(y), bool), false_positive_cost, false_negative_costs
+    )
+    everything = expected_cost(
+        y, np.ones(len(y), bool), false_positive_cost, false_negative_costs
+    )
+    return {
+        "expected_cost": chosen,
+        "cost_flag_nothing": nothing,
+        "cost_flag_everything": everything,
+        "cost_saving": min(nothing, everything) - chosen,
+    }
 
 
 def _candidate_thresholds(positive: np.ndarray) -> np.ndarray:

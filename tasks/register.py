@@ -136,8 +136,13 @@ def register_version(
     decision: GateDecision,
     tags: dict[str, str],
     description: str = "",
+    version_description: str = "",
 ) -> RegisteredVersion:
     """Create the model version, tag it, and move the aliases.
+
+    Args:
+        description: of the registered model, set when it is first created.
+        version_description: of the new version (casework puts the model card there).
 
     Raises:
         RegistryError: the registry refused; the version, if created, is deleted.
@@ -156,12 +161,17 @@ def register_version(
 
     aliases = [CHALLENGER] + ([CHAMPION] if decision.promote else [])
     try:
+        if version_description:
+            client.update_model_version(
+                model_name, version.version, description=version_description
+            )
         for alias in aliases:
             client.set_registered_model_alias(model_name, alias, version.version)
     except Exception as exc:
         client.delete_model_version(model_name, version.version)
         raise RegistryError(
-            f"cannot set aliases on {model_name!r} v{version.version} (version removed): "
+            f"cannot describe or set aliases on {model_name!r} v{version.version} "
+            "(version removed): "
             f"{_first_line(exc)}"
         ) from None
 

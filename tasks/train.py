@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,7 @@ from casework.tasks.candidates import make_candidate
 from casework.tasks.clean import TabularCleaner, build_model_pipeline
 from casework.tasks.evaluate import (
     ThresholdChoice,
+    aligned_proba,
     choose_threshold,
     evaluate_metrics,
     is_better,
@@ -47,6 +49,7 @@ class TrainingRows:
     cleaner: TabularCleaner
     features_hook: Callable[[pd.DataFrame], pd.DataFrame] | None = None
     validation_fn_costs: np.ndarray | None = None
+    class_names: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -66,23 +69,36 @@ class CandidateResult:
 
 @task(name="train-candidate", task_run_name="train-{name}", cache_policy=NO_CACHE)
 def train_candidate(
-    name: str, rows: TrainingRows, threshold_spec: ThresholdSpec, seed: int
+    name: str,
+    rows: TrainingRows,
+    threshold_spec: ThresholdSpec,
+    seed: int,
+    params: dict[str, Any] | None = None,
 ) -> CandidateResult:
-    """Fit one candidate on the training rows and measure it on the validation rows."""
+    """Fit one candidate on the training rows and measure it on the validation rows.
+
+    Args:
+        params: estimator parameters from the spec's ``candidate_params``, set over
+            casework's defaults.
+    """
     started = time.perf_counter()
-    estimator = make_candidate(name, seed)
+    estimator = make_candidate(name, seed, params)
     pipeline = build_model_pipeline(rows.cleaner, estimator, rows.features_hook)
     pipeline.fit(rows.X_train, rows.y_train)
     fit_seconds = time.perf_counter() - started
 
-    proba = pipeline.predict_proba(rows.X_validation)
+    n_classes = len(rows.class_names) or len(np.unique(rows.y_train))
+    proba = aligned_proba(pipeline, rows.X_validation, n_classes)
     threshold = None
     if proba.shape[1] == 2:
         threshold = choose_threshold(
             rows.y_validation, proba[:, 1], threshold_spec, rows.validation_fn_costs
         )
     metrics = evaluate_metrics(
-        rows.y_validation, proba, threshold.value if threshold else 0.5
+        rows.y_validation,
+        proba,
+        threshold.value if threshold else 0.5,
+        rows.class_names or None,
     )
     logger.info(
         "Candidate %s fitted in %.1f s: %s",

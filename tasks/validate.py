@@ -19,6 +19,9 @@ __all__ = ["QualityReport", "ValidData", "normalise_labels", "validate"]
 
 logger = logging.getLogger(__name__)
 
+# A stratified split puts every class in train, validation and test: one row each.
+MIN_ROWS_PER_CLASS = 3
+
 
 @dataclass
 class QualityReport:
@@ -69,6 +72,7 @@ class ValidData:
     ids: pd.DataFrame
     report: QualityReport
     order: pd.Series | None = None
+    false_negative_costs: np.ndarray | None = None
 
     @property
     def is_binary(self) -> bool:
@@ -81,7 +85,8 @@ def validate(frame: pd.DataFrame, spec: UseCaseSpec) -> ValidData:
 
     Raises:
         DataError: a column the spec names is absent, or the target has fewer than
-            two classes, or the positive label never occurs.
+            two classes, or a class has fewer than ``MIN_ROWS_PER_CLASS`` rows, or the
+            positive label never occurs, or the cost column holds no usable costs.
     """
     _require_columns(frame, spec)
     frame = _blank_to_missing(frame)
@@ -108,13 +113,14 @@ def validate(frame: pd.DataFrame, spec: UseCaseSpec) -> ValidData:
     features = frame.drop(columns=[c for c in spec.excluded_columns() if c in frame])
     ids = frame[[c for c in spec.id_columns if c in frame]]
     order = frame[spec.split.column] if spec.split.strategy == "time" else None
+    costs = _false_negative_costs(frame, spec)
     logger.info(
         "Validated %d rows, %d feature columns, classes %s",
         len(frame),
         features.shape[1],
         report.class_balance,
     )
-    return ValidData(features, y, classes, positive, ids, report, order)
+    return ValidData(features, y, classes, positive, ids, report, order, costs)
 
 
 def normalise_labels(
@@ -165,6 +171,10 @@ def _require_columns(frame: pd.DataFrame, spec: UseCaseSpec) -> None:
     named = {"id_columns": spec.id_columns, "pii_columns": spec.pii_columns}
     if spec.split.strategy == "time":
         named["split.column"] = [spec.split.column]
+    if spec.threshold.strategy == "cost" and spec.threshold.false_negative_cost_column:
+        named["threshold.false_negative_cost_column"] = [
+            spec.threshold.false_negative_cost_column
+        ]
     for field_name, columns in named.items():
         missing = [c for c in columns if c not in frame.columns]
         if missing:
@@ -193,6 +203,16 @@ def _classes(labels: pd.Series, spec: UseCaseSpec) -> tuple[list[str], str | Non
             f"{spec.name}: target column {spec.target.column!r} has a single class "
             f"({only!r}); a classifier needs at least two"
         )
+    rare = counts[counts < MIN_ROWS_PER_CLASS]
+    if not rare.empty:
+        listed = ", ".join(
+            f"{label!r} ({n} row{'s' * (n > 1)})" for label, n in rare.items()
+        )
+        raise DataError(
+            f"{spec.name}: target column {spec.target.column!r} has classes too rare to "
+            f"split: {listed}; every class needs at least {MIN_ROWS_PER_CLASS} rows (one "
+            "each for train, validation and test). Merge or drop them in a prepare hook"
+        )
     classes = sorted(counts.index.astype(str))
     if len(classes) > 2:
         return classes, None
@@ -208,6 +228,22 @@ def _classes(labels: pd.Series, spec: UseCaseSpec) -> tuple[list[str], str | Non
         )
     negative = next(label for label in classes if label != positive)
     return [negative, positive], positive
+
+
+def _false_negative_costs(frame: pd.DataFrame, spec: UseCaseSpec) -> np.ndarray | None:
+    """The per-row cost of a missed positive, from the spec's cost column, if any."""
+    column = spec.threshold.false_negative_cost_column
+    if spec.threshold.strategy != "cost" or not column:
+        return None
+    costs = pd.to_numeric(frame[column], errors="coerce")
+    bad = frame[column][costs.isna() | (costs < 0)]
+    if not bad.empty:
+        raise DataError(
+            f"{spec.name}: cost column {column!r} (threshold.false_negative_cost_column) "
+            f"has {len(bad)} values that are not non-negative numbers, e.g. "
+            f"{bad.iloc[0]!r}; every row needs the cost of missing it"
+        )
+    return costs.to_numpy(dtype=np.float64)
 
 
 def _encode(labels: pd.Series, classes: list[str], positive: str | None) -> np.ndarray:

@@ -226,6 +226,7 @@ class UseCaseSpec(_Strict):
     deduplicate: bool = False
     split: SplitSpec = SplitSpec()
     candidates: list[str] = list(DEFAULT_CANDIDATES)
+    candidate_params: dict[str, dict[str, Any]] = {}
     metric: MetricSpec = MetricSpec()
     threshold: ThresholdSpec = ThresholdSpec()
     schedule: ScheduleSpec = ScheduleSpec()

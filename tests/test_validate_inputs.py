@@ -1,0 +1,111 @@
+"""Tests of bad inputs for the new use cases: rare classes, time columns, cost columns."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from casework.errors import DataError
+from casework.tasks.split import split
+from casework.tasks.validate import validate
+from casework.usecases.spec import UseCaseSpec
+
+
+def _spec(**fields: object) -> UseCaseSpec:
+    base = {
+        "name": "bad",
+        "source": {"kind": "csv", "path": "unused.csv"},
+        "target": {"column": "label"},
+        "candidates": ["logistic_regression"],
+    }
+    return UseCaseSpec.model_validate({**base, **fields})
+
+
+def _frame(n: int = 30, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "x": rng.normal(size=n),
+            "when": np.arange(n, dtype=float),
+            "Amount": rng.uniform(1, 100, size=n),
+            "label": np.where(np.arange(n) % 3 == 0, "yes", "no"),
+        }
+    )
+
+
+class TestRareClasses:
+    def test_a_class_of_one_row_is_a_clear_error_naming_it(self):
+        frame = _frame()
+        frame.loc[:9, "label"] = "a"
+        frame.loc[10:28, "label"] = "b"
+        frame.loc[29, "label"] = "lonely"
+        with pytest.raises(DataError, match=r"'lonely' \(1 row\).*at least 3 rows"):
+            validate.fn(frame, _spec())
+
+    def test_three_rows_per_class_are_enough_to_split(self):
+        frame = _frame()
+        frame["label"] = ["a"] * 12 + ["b"] * 15 + ["c"] * 3
+        data = validate.fn(frame, _spec())
+        parts = split.fn(data, _spec().split)
+        assert len(parts.train) + len(parts.validation) + len(parts.test) == 30
+
+
+class TestTimeSplitColumn:
+    def test_missing_times_are_an_error_naming_the_column(self):
+        frame = _frame()
+        frame.loc[4, "when"] = np.nan
+        spec = _spec(split={"strategy": "time", "column": "when"})
+        data = validate.fn(frame, spec)
+        with pytest.raises(DataError, match=r"'when' has 1 missing values"):
+            split.fn(data, spec.split)
+
+    def test_unparsable_times_are_an_error_showing_one(self):
+        frame = _frame()
+        frame["when"] = pd.date_range("2024-01-01", periods=30).astype(str)
+        frame.loc[7, "when"] = "last tuesday"
+        spec = _spec(split={"strategy": "time", "column": "when"})
+        data = validate.fn(frame, spec)
+        with pytest.raises(
+            DataError, match=r"'when'.*neither numbers nor dates.*last tuesday"
+        ):
+            split.fn(data, spec.split)
+
+    def test_a_time_column_the_data_lacks_is_an_error_before_splitting(self):
+        spec = _spec(split={"strategy": "time", "column": "Time"})
+        with pytest.raises(DataError, match=r"split.column names \['Time'\]"):
+            validate.fn(_frame(), spec)
+
+
+class TestCostColumn:
+    def _cost_spec(self, column: str) -> UseCaseSpec:
+        return _spec(
+            target={"column": "label", "positive": "yes"},
+            threshold={
+                "strategy": "cost",
+                "false_positive_cost": 5,
+                "false_negative_cost_column": column,
+            },
+        )
+
+    def test_a_cost_column_that_does_not_exist_is_named_with_the_columns_there(self):
+        with pytest.raises(
+            DataError,
+            match=r"false_negative_cost_column names \['Amout'\].*'Amount'",
+        ):
+            validate.fn(_frame(), self._cost_spec("Amout"))
+
+    def test_costs_that_are_not_numbers_are_an_error(self):
+        frame = _frame()
+        frame["Amount"] = frame["Amount"].astype(object)
+        frame.loc[3, "Amount"] = "n/a"
+        with pytest.raises(DataError, match=r"cost column 'Amount'.*'n/a'"):
+            validate.fn(frame, self._cost_spec("Amount"))
+
+    def test_costs_follow_the_rows_left_after_deduplication(self):
+        frame = pd.concat([_frame(), _frame().head(2)], ignore_index=True)
+        spec = self._cost_spec("Amount").with_overrides(deduplicate=True)
+        data = validate.fn(frame, spec)
+        assert data.report.duplicates_removed == 2
+        assert data.false_negative_costs is not None
+        np.testing.assert_allclose(data.false_negative_costs, data.X["Amount"])

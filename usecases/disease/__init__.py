@@ -1,0 +1,1 @@
+"""The ``disease`` use case: breast-cancer diagnosis from cell-nucleus measurements."""
