@@ -203,31 +203,42 @@ def _classes(labels: pd.Series, spec: UseCaseSpec) -> tuple[list[str], str | Non
             f"{spec.name}: target column {spec.target.column!r} has a single class "
             f"({only!r}); a classifier needs at least two"
         )
-    rare = counts[counts < MIN_ROWS_PER_CLASS]
-    if not rare.empty:
-        listed = ", ".join(
-            f"{label!r} ({n} row{'s' * (n > 1)})" for label, n in rare.items()
-        )
-        raise DataError(
-            f"{spec.name}: target column {spec.target.column!r} has classes too rare to "
-            f"split: {listed}; every class needs at least {MIN_ROWS_PER_CLASS} rows (one "
-            "each for train, validation and test). Merge or drop them in a prepare hook"
-        )
     classes = sorted(counts.index.astype(str))
-    if len(classes) > 2:
-        return classes, None
-
-    positive = spec.target.positive
+    positive = _positive_label(classes, spec)
+    _require_splittable(counts, spec)
     if positive is None:
-        return classes, classes[1]
-    positive = str(positive).strip()
+        return classes, None
+    negative = next(label for label in classes if label != positive)
+    return [negative, positive], positive
+
+
+def _positive_label(classes: list[str], spec: UseCaseSpec) -> str | None:
+    """The positive class of a binary target; None for a multi-class one."""
+    if len(classes) > 2:
+        return None
+    if spec.target.positive is None:
+        return classes[1]
+    positive = str(spec.target.positive).strip()
     if positive not in classes:
         raise DataError(
             f"{spec.name}: positive label {positive!r} of target {spec.target.column!r} "
             f"does not occur; the labels are {classes}"
         )
-    negative = next(label for label in classes if label != positive)
-    return [negative, positive], positive
+    return positive
+
+
+def _require_splittable(counts: pd.Series, spec: UseCaseSpec) -> None:
+    rare = counts[counts < MIN_ROWS_PER_CLASS]
+    if rare.empty:
+        return
+    listed = ", ".join(
+        f"{label!r} ({n} row{'s' * (n > 1)})" for label, n in rare.items()
+    )
+    raise DataError(
+        f"{spec.name}: target column {spec.target.column!r} has classes too rare to "
+        f"split: {listed}; every class needs at least {MIN_ROWS_PER_CLASS} rows (one "
+        "each for train, validation and test). Merge or drop them in a prepare hook"
+    )
 
 
 def _false_negative_costs(frame: pd.DataFrame, spec: UseCaseSpec) -> np.ndarray | None:

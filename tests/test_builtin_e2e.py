@@ -18,9 +18,10 @@ from casework.usecases import load_usecase
 pytestmark = pytest.mark.e2e
 
 
-def _sample_spec(folder: Path, name: str, frame: pd.DataFrame, **changes) -> Path:
-    """A copy of the built-in spec ``name`` reading ``frame`` from ``folder``."""
-    spec = load_usecase(name).model_dump(
+def _sample_spec(folder: Path, usecase: str, frame: pd.DataFrame, **changes) -> Path:
+    """A copy of the built-in spec ``usecase`` reading ``frame`` from ``folder``."""
+    name = usecase
+    spec = load_usecase(usecase).model_dump(
         mode="json", by_alias=True, exclude_defaults=True
     )
     data = folder / f"{name}.csv"
@@ -155,7 +156,8 @@ class TestDisease:
 class TestChurn:
     def test_a_churn_sample_still_trains_and_registers(self, casework_env, tmp_path):
         sample = _raw("churn").sample(500, random_state=2)
-        path = _sample_spec(tmp_path, "churn", sample)
+        # Its own model name: tests/test_train_flow.py owns the registered "churn".
+        path = _sample_spec(tmp_path, "churn", sample, name="churn_sample")
 
         summary = _run(path, ["logistic_regression"])
 

@@ -40,9 +40,9 @@ class TestNormaliseLabels:
 
 class TestValidate:
     def test_target_is_encoded_with_positive_as_one(self):
-        data = validate.fn(_frame(["Yes", " yes", "No", "YES", "no"]), _spec())
+        data = validate.fn(_frame(["Yes", " yes", "No", "YES", "no", "NO"]), _spec())
         assert data.classes == ["No", "Yes"]
-        assert data.y.tolist() == [1, 1, 0, 1, 0]
+        assert data.y.tolist() == [1, 1, 0, 1, 0, 0]
         assert "id" not in data.X.columns and "Churn" not in data.X.columns
 
     def test_missing_target_column_lists_the_columns_there_are(self):
@@ -66,22 +66,23 @@ class TestValidate:
             validate.fn(frame, _spec())
 
     def test_rows_without_target_are_dropped_and_reported(self):
-        data = validate.fn(_frame(["Yes", None, "No", " "]), _spec())
+        labels = ["Yes", None, "No", " "] + ["Yes", "No"] * 2
+        data = validate.fn(_frame(labels), _spec())
         assert data.report.rows_without_target == 2
-        assert len(data.y) == 2
+        assert len(data.y) == 6
 
     def test_report_counts_duplicates_constants_and_missing_cells(self):
         frame = pd.DataFrame(
             {
-                "id": [1, 1, 2],
-                "x": [5, 5, 5],
-                "gap": [None, None, None],
-                "Churn": ["Yes"] * 2 + ["No"],
+                "id": [1, 1, 2, 3, 4, 5],
+                "x": [5] * 6,
+                "gap": [None] * 6,
+                "Churn": ["Yes", "Yes", "No", "No", "No", "Yes"],
             }
         )
         report = validate.fn(frame, _spec()).report
         assert report.duplicate_rows == 1
         assert report.constant_columns == ["x"]
         assert report.empty_columns == ["gap"]
-        assert report.missing_cells["gap"] == 3
-        assert report.class_balance == {"No": 1, "Yes": 2}
+        assert report.missing_cells["gap"] == 6
+        assert report.class_balance == {"No": 3, "Yes": 3}
