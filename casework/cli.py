@@ -152,8 +152,12 @@ def score(
         typer.Option(help="Table to write for a SQL --output (schema.table allowed)."),
     ] = "",
     mode: Annotated[
-        str, typer.Option(help="For a SQL output: append rows, or replace the table.")
-    ] = "append",
+        str,
+        typer.Option(
+            help="For a SQL output: append rows, or replace the table "
+            "(default: the spec's scoring.output.mode, else append)."
+        ),
+    ] = "",
     alias: Annotated[
         str, typer.Option(help="Registry alias to score with (default: champion).")
     ] = "",
@@ -171,7 +175,7 @@ def score(
         from casework.tasks.sql import lift_password
         from casework.usecases import load_usecase
 
-        if mode not in ("append", "replace"):
+        if mode not in ("", "append", "replace"):
             raise DataError(f"--mode {mode!r} is not known; expected append or replace")
         if alias and version:
             raise DataError("give --alias or --version, not both")
@@ -189,7 +193,7 @@ def score(
             input_query=input_query,
             output=lift_password(output, "CASEWORK_OUTPUT_PASSWORD"),
             output_table=output_table,
-            mode=mode,
+            mode=mode or None,
             alias=alias,
             version=version,
             chunk_rows=chunk_rows,

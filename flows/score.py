@@ -77,7 +77,7 @@ def score(
     input_query: str = "",
     output: str = "",
     output_table: str = "",
-    mode: Literal["append", "replace"] = "append",
+    mode: Literal["append", "replace"] | None = None,
     alias: str = "",
     version: str = "",
     chunk_rows: int = 0,
@@ -93,7 +93,8 @@ def score(
         output: where scores go: a .csv/.parquet path or a SQL URL; empty takes the
             spec's ``scoring.output``.
         output_table: with a SQL ``output``, the table to write.
-        mode: for a SQL output, ``append`` rows (default) or ``replace`` the table.
+        mode: for a SQL output, ``append`` rows or ``replace`` the table; empty
+            takes the spec's ``scoring.output.mode``, else ``append``.
         alias: the registry alias to score with; empty takes the spec's
             ``scoring.alias`` (default ``champion``).
         version: a model version number to score with instead of an alias.
@@ -102,7 +103,7 @@ def score(
     """
     spec = load_usecase(usecase)
     source = input_endpoint(spec, input, input_table, input_query)
-    sink = output_endpoint(spec, output, output_table)
+    sink = output_endpoint(spec, output, output_table, mode)
     rows_per_chunk = chunk_rows or spec.scoring.chunk_rows
     experiment_id = track.connect(spec.name)
 
@@ -120,8 +121,8 @@ def score(
         run_name=f"score-{spec.name}",
         tags={"casework.kind": "score"},
     ) as run:
-        track.log_params(_run_params(spec, model, source, sink, mode, rows_per_chunk))
-        summary = score_rows(model, source, sink, spec.id_columns, rows_per_chunk, mode)
+        track.log_params(_run_params(spec, model, source, sink, rows_per_chunk))
+        summary = score_rows(model, source, sink, spec.id_columns, rows_per_chunk)
         summary.usecase, summary.run_id = spec.name, run.info.run_id
         track.log_metrics(_run_metrics(summary))
         track.log_dict(summary.as_dict(), "score_summary.json")
@@ -144,7 +145,6 @@ def score_rows(
     sink: Endpoint,
     id_columns: list[str],
     chunk_rows: int,
-    mode: Literal["append", "replace"],
 ) -> ScoreSummary:
     """Read, score and write chunk by chunk; the output changes only on success."""
     started = time.perf_counter()
@@ -169,7 +169,7 @@ def score_rows(
             # Raised inside the writer's loop, so the output is left untouched.
             raise DataError(f"{source.describe()}: no rows to score")
 
-    write_chunks(scored(), sink, mode)
+    write_chunks(scored(), sink)
     seconds = time.perf_counter() - started
     logger.info(
         "Scored %d rows with %s in %.1f s (%.0f rows/s) into %s",
@@ -188,7 +188,7 @@ def score_rows(
         threshold=model.threshold,
         input=source.describe(),
         output=sink.describe(),
-        mode=mode if sink.kind == "sql" else "replace",
+        mode=sink.mode if sink.kind == "sql" else "replace",
         rows=stats.rows,
         seconds=round(seconds, 3),
         rows_per_second=round(stats.rows / seconds, 1) if seconds else 0.0,
@@ -225,7 +225,6 @@ def _run_params(
     model: ScoringModel,
     source: Endpoint,
     sink: Endpoint,
-    mode: str,
     chunk_rows: int,
 ) -> dict[str, Any]:
     return {
@@ -235,7 +234,7 @@ def _run_params(
         "threshold": model.threshold,
         "input": source.describe(),
         "output": sink.describe(),
-        "mode": mode,
+        "mode": sink.mode if sink.kind == "sql" else "replace",
         "chunk_rows": chunk_rows,
     }
 

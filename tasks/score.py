@@ -289,7 +289,11 @@ def _signature_columns(
     if inputs is not None and inputs.has_input_names():
         specs = inputs.inputs
         columns = [str(spec.name) for spec in specs]
-        numeric = {str(spec.name) for spec in specs if str(spec.type) in _NUMERIC_TYPES}
+        numeric = {
+            str(spec.name)
+            for spec in specs
+            if getattr(spec.type, "name", "") in _NUMERIC_TYPES
+        }
         return columns, frozenset(numeric)
 
     cleaner = pipeline.named_steps.get("clean")

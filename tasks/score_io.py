@@ -15,7 +15,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -62,6 +62,7 @@ class Endpoint:
     query: str | None = None
     schema: str | None = None
     separator: str = ","
+    mode: Literal["append", "replace"] = "append"
 
     def describe(self) -> str:
         """Where the endpoint points, with any password redacted."""
@@ -108,14 +109,22 @@ def input_endpoint(
     )
 
 
-def output_endpoint(spec: UseCaseSpec, location: str = "", table: str = "") -> Endpoint:
+def output_endpoint(
+    spec: UseCaseSpec,
+    location: str = "",
+    table: str = "",
+    mode: Literal["append", "replace"] | None = None,
+) -> Endpoint:
     """The endpoint scores are written to: the arguments, else ``scoring.output``.
+
+    ``mode`` applies to SQL tables (files are always replaced); None takes the
+    spec's ``scoring.output.mode``, else ``append``.
 
     Raises:
         DataError: nothing names an output, or the arguments do not fit together.
     """
     if location:
-        return _endpoint(location, table, "", "output")
+        return replace(_endpoint(location, table, "", "output"), mode=mode or "append")
     default = spec.scoring.output
     if default is None:
         raise DataError(
@@ -124,7 +133,11 @@ def output_endpoint(spec: UseCaseSpec, location: str = "", table: str = "") -> E
         )
     if isinstance(default, SqlSink):
         return Endpoint(
-            "sql", url=default.url, table=default.table, schema=default.schema_name
+            "sql",
+            url=default.url,
+            table=default.table,
+            schema=default.schema_name,
+            mode=mode or default.mode,
         )
     separator = default.separator if isinstance(default, CsvSource) else ","
     return Endpoint(
@@ -156,20 +169,21 @@ def read_chunks(
     return _read_sql_chunks(endpoint, columns, chunk_rows)
 
 
-def write_chunks(
-    frames: Iterable[pd.DataFrame],
-    endpoint: Endpoint,
-    mode: Literal["append", "replace"] = "append",
-) -> int:
+def write_chunks(frames: Iterable[pd.DataFrame], endpoint: Endpoint) -> int:
     """Write every frame to ``endpoint`` and return the number of rows written.
 
-    Files are always replaced, atomically; ``mode`` applies to SQL tables.
+    Files are always replaced, atomically; SQL tables are written in the endpoint's
+    ``mode``, in one transaction.
     """
     if endpoint.kind == "sql":
         from casework.tasks.sql import write_table
 
         return write_table(
-            frames, endpoint.url or "", endpoint.table or "", endpoint.schema, mode
+            frames,
+            endpoint.url or "",
+            endpoint.table or "",
+            endpoint.schema,
+            endpoint.mode,
         )
     assert endpoint.path is not None
     with _atomic_file(endpoint.path) as temporary:
