@@ -226,6 +226,9 @@ def _endpoint(location: str, table: str, query: str, role: str) -> Endpoint:
 
 
 def _is_url(location: str) -> bool:
+    """A SQLAlchemy URL, or a ``${VAR}`` placeholder whose variable holds one."""
+    if location.startswith("${"):
+        return True
     scheme, sep, _ = location.partition("://")
     return bool(sep) and scheme.lower() != "file" and "/" not in scheme
 
