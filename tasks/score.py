@@ -176,7 +176,8 @@ def enforce_schema(
             X[column] = values.astype("float64")
             continue
         parsed = coerce_numeric_text(values)
-        bad = int((parsed.isna() & _has_text(values)).sum())
+        lost = parsed.isna() & values.notna()
+        bad = int(_has_text(values[lost]).sum()) if lost.any() else 0
         if bad:
             unparsable[column] = bad
         X[column] = parsed

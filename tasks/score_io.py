@@ -348,9 +348,28 @@ def _write_csv(frames: Iterable[pd.DataFrame], path: Path, separator: str) -> in
     written, header = 0, True
     with path.open("w", encoding="utf-8", newline="") as handle:
         for frame in frames:
-            frame.to_csv(handle, sep=separator, index=False, header=header)
+            _times_as_text(frame).to_csv(
+                handle, sep=separator, index=False, header=header
+            )
             written, header = written + len(frame), False
     return written
+
+
+def _times_as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Date-time columns as ISO 8601 text, each distinct value formatted once.
+
+    A scoring run stamps every row with the same time; formatting it per row would
+    cost more than writing the rest of the row.
+    """
+    times = [c for c in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[c])]
+    if not times:
+        return frame
+    frame = frame.copy()
+    for column in times:
+        values = frame[column]
+        text = {value: value.isoformat() for value in values.dropna().unique()}
+        frame[column] = values.map(text)
+    return frame
 
 
 def _write_parquet(frames: Iterable[pd.DataFrame], path: Path) -> int:
