@@ -102,12 +102,28 @@ def create_engine(url: str) -> Engine:
         DataError: a placeholder is unset, or the URL or its driver is not usable.
     """
     try:
-        return sa.create_engine(expand_url(url), pool_pre_ping=True)
+        engine = sa.create_engine(expand_url(url), pool_pre_ping=True)
     except (ArgumentError, NoSuchModuleError, ValueError) as exc:
         raise DataError(
             f"SQL URL {redact_url(url)!r} is not usable: {_first_line(exc)}; "
             "expected e.g. postgresql+psycopg://user:${PGPASSWORD}@host:5432/db"
         ) from None
+    if engine.dialect.name == "sqlite" and engine.dialect.driver == "pysqlite":
+        _transactional_sqlite(engine)
+    return engine
+
+
+def _transactional_sqlite(engine: Engine) -> None:
+    """Make Python's sqlite3 put DDL inside the transaction too (SQLAlchemy's recipe
+    for pysqlite), so that a failed ``replace`` leaves no table behind."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _no_implicit_transactions(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @sa.event.listens_for(engine, "begin")
+    def _explicit_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN")
 
 
 def describe_sql(
@@ -312,14 +328,30 @@ def _check_fits(frame: pd.DataFrame, target: sa.Table, where: str) -> None:
 def _insert(connection: Connection, target: sa.Table, frame: pd.DataFrame) -> None:
     if frame.empty:
         return
-    records = _records(frame)
-    connection.execute(target.insert(), records)
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as dicts of plain Python values, missing values as None."""
     plain = frame.astype(object).where(frame.notna(), None)
-    return plain.to_dict("records")
+    if (
+        connection.dialect.name == "postgresql"
+        and connection.dialect.driver == "psycopg"
+    ):
+        _copy(connection, target, plain)
+        return
+    connection.execute(target.insert(), plain.to_dict("records"))
+
+
+def _copy(connection: Connection, target: sa.Table, plain: pd.DataFrame) -> None:
+    """Rows into a PostgreSQL table by COPY, several times faster than INSERT; it
+    runs on the same connection, so inside the same transaction."""
+    from psycopg import sql as pg
+
+    parts = (target.schema, target.name) if target.schema else (target.name,)
+    statement = pg.SQL("COPY {} ({}) FROM STDIN").format(
+        pg.Identifier(*parts),
+        pg.SQL(", ").join(pg.Identifier(str(c)) for c in plain.columns),
+    )
+    driver = connection.connection.driver_connection
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in plain.itertuples(index=False, name=None):
+            copy.write_row(row)
 
 
 def _sql_type(column: pd.Series) -> Any:

@@ -13,8 +13,6 @@ from casework.errors import DataError
 from casework.tasks import sql
 from casework.usecases.spec import SqlSource
 
-pytestmark = pytest.mark.postgres
-
 
 def _count(url: str, table: str, schema: str) -> int:
     engine = sa.create_engine(url)
@@ -70,6 +68,7 @@ class TestUrls:
         assert described == "postgresql://u:***@h/db table s.t"
 
 
+@pytest.mark.postgres
 class TestReading:
     def test_a_table_is_read_in_chunks_of_the_given_size(self, pg_url, pg_schema):
         sql.write_table([_frame(25)], pg_url, "rows", pg_schema)
@@ -101,6 +100,7 @@ class TestReading:
         assert caplog.text.count("retrying in") == 3
 
 
+@pytest.mark.postgres
 class TestWriting:
     def test_append_creates_the_table_then_adds_rows(self, pg_url, pg_schema):
         sql.write_table([_frame(3)], pg_url, "scores", pg_schema, "append")
@@ -149,3 +149,24 @@ class TestWriting:
                 [_frame(1).assign(extra=1)], pg_url, "scores", pg_schema, "append"
             )
         assert _count(pg_url, "scores", pg_schema) == 1
+
+
+class TestOtherDatabases:
+    @pytest.fixture
+    def sqlite_url(self, tmp_path) -> str:
+        return f"sqlite:///{tmp_path / 'scores.db'}"
+
+    def test_rows_are_inserted_and_replaced_without_copy(self, sqlite_url):
+        sql.write_table([_frame(3)], sqlite_url, "scores")
+        sql.write_table([_frame(2)], sqlite_url, "scores", mode="replace")
+        chunks = list(sql.iter_sql_chunks(sqlite_url, table="scores"))
+        assert chunks[0]["id"].tolist() == ["c0", "c1"]
+
+    def test_a_failure_midway_rolls_back_a_replace(self, sqlite_url):
+        sql.write_table([_frame(3)], sqlite_url, "scores")
+        with pytest.raises(RuntimeError, match="midway"):
+            sql.write_table(
+                _failing_after([_frame(5)]), sqlite_url, "scores", None, "replace"
+            )
+        assert len(next(sql.iter_sql_chunks(sqlite_url, table="scores"))) == 3
+        assert sa.inspect(sa.create_engine(sqlite_url)).get_table_names() == ["scores"]
