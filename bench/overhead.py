@@ -27,23 +27,35 @@ BIN = Path(sys.executable).parent
 
 def timed(command: list[str], env: dict[str, str]) -> float:
     started = time.perf_counter()
-    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+    subprocess.run(
+        command,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return time.perf_counter() - started
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=2, help="warm runs of each (default 2)")
+    parser.add_argument(
+        "--repeats", type=int, default=2, help="warm runs of each (default 2)"
+    )
     args = parser.parse_args()
 
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PREFECT_", "MLFLOW_", "CASEWORK_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PREFECT_", "MLFLOW_", "CASEWORK_"))
+    }
     casework = str(BIN / "casework")
 
     help_times = [timed([casework, "--help"], env) for _ in range(5)]
-    plain = [timed([sys.executable, str(HERE / "plain_churn.py")], env)
-             for _ in range(args.repeats)]
+    plain = [
+        timed([sys.executable, str(HERE / "plain_churn.py")], env)
+        for _ in range(args.repeats)
+    ]
 
     with tempfile.TemporaryDirectory(prefix="casework-bench-") as home:
         run_env = {**env, "CASEWORK_HOME": home}
@@ -51,15 +63,21 @@ def main() -> None:
         warm = [timed([casework, "run", "churn"], run_env) for _ in range(args.repeats)]
 
     plain_s, warm_s = statistics.median(plain), statistics.median(warm)
-    print(f"casework --help          median {statistics.median(help_times):6.2f} s "
-          f"(of {len(help_times)})")
+    print(
+        f"casework --help          median {statistics.median(help_times):6.2f} s "
+        f"(of {len(help_times)})"
+    )
     print(f"plain scikit-learn       median {plain_s:6.2f} s (of {len(plain)})")
     print(f"casework run churn cold         {cold:6.2f} s (new databases)")
     print(f"casework run churn warm  median {warm_s:6.2f} s (of {len(warm)})")
-    print(f"overhead warm                   {warm_s - plain_s:6.2f} s "
-          f"(x{warm_s / plain_s:.2f} of plain)")
-    print(f"overhead cold                   {cold - plain_s:6.2f} s "
-          f"(x{cold / plain_s:.2f} of plain)")
+    print(
+        f"overhead warm                   {warm_s - plain_s:6.2f} s "
+        f"(x{warm_s / plain_s:.2f} of plain)"
+    )
+    print(
+        f"overhead cold                   {cold - plain_s:6.2f} s "
+        f"(x{cold / plain_s:.2f} of plain)"
+    )
 
 
 if __name__ == "__main__":

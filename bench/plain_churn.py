@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from skorch import NeuralNetBinaryClassifier
 from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -26,8 +25,15 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+from skorch import NeuralNetBinaryClassifier
 
-CSV = Path(__file__).resolve().parents[1] / "usecases" / "churn" / "data" / "telco_churn.csv"
+CSV = (
+    Path(__file__).resolve().parents[1]
+    / "usecases"
+    / "churn"
+    / "data"
+    / "telco_churn.csv"
+)
 
 
 class MLP(torch.nn.Module):
@@ -49,14 +55,32 @@ def main() -> None:
     numeric = ["SeniorCitizen", "tenure", "MonthlyCharges", "TotalCharges"]
     categorical = [c for c in X.columns if c not in numeric]
 
-    rest, test = train_test_split(np.arange(len(y)), test_size=0.2, random_state=42, stratify=y)
-    train, valid = train_test_split(rest, test_size=0.2, random_state=42, stratify=y[rest])
+    rest, test = train_test_split(
+        np.arange(len(y)), test_size=0.2, random_state=42, stratify=y
+    )
+    train, valid = train_test_split(
+        rest, test_size=0.2, random_state=42, stratify=y[rest]
+    )
 
-    encode = ColumnTransformer([
-        ("numeric", Pipeline([("impute", SimpleImputer(strategy="median")),
-                              ("scale", StandardScaler())]), numeric),
-        ("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False), categorical),
-    ])
+    encode = ColumnTransformer(
+        [
+            (
+                "numeric",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="median")),
+                        ("scale", StandardScaler()),
+                    ]
+                ),
+                numeric,
+            ),
+            (
+                "categorical",
+                OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+                categorical,
+            ),
+        ]
+    )
     n_features = encode.fit(X.iloc[train]).transform(X.iloc[:2]).shape[1]
     torch.manual_seed(42)
     candidates = {
@@ -64,14 +88,26 @@ def main() -> None:
         "hist_gradient_boosting": HistGradientBoostingClassifier(
             learning_rate=0.05, max_iter=300, early_stopping=True, random_state=42
         ),
-        "mlp": Pipeline([
-            ("float32", FunctionTransformer(lambda a: a.astype(np.float32))),
-            ("net", NeuralNetBinaryClassifier(
-                MLP, module__n_features=n_features, criterion=torch.nn.BCELoss,
-                optimizer=torch.optim.Adam, lr=3e-3, max_epochs=40, batch_size=128,
-                train_split=None, verbose=0, iterator_train__shuffle=True,
-            )),
-        ]),
+        "mlp": Pipeline(
+            [
+                ("float32", FunctionTransformer(lambda a: a.astype(np.float32))),
+                (
+                    "net",
+                    NeuralNetBinaryClassifier(
+                        MLP,
+                        module__n_features=n_features,
+                        criterion=torch.nn.BCELoss,
+                        optimizer=torch.optim.Adam,
+                        lr=3e-3,
+                        max_epochs=40,
+                        batch_size=128,
+                        train_split=None,
+                        verbose=0,
+                        iterator_train__shuffle=True,
+                    ),
+                ),
+            ]
+        ),
     }
 
     scores = {}
@@ -83,8 +119,11 @@ def main() -> None:
     winner = max(scores, key=scores.get)
     final = clone(candidates[winner]).fit(X.iloc[rest], y[rest])
     test_auc = roc_auc_score(y[test], final.predict_proba(X.iloc[test])[:, 1])
-    print(f"winner {winner}, test roc_auc {test_auc:.4f}, "
-          f"{time.perf_counter() - started:.1f} s inside the script", file=sys.stderr)
+    print(
+        f"winner {winner}, test roc_auc {test_auc:.4f}, "
+        f"{time.perf_counter() - started:.1f} s inside the script",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

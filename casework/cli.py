@@ -120,6 +120,90 @@ def run(
 
 
 @app.command()
+def score(
+    usecase: Annotated[
+        str, typer.Argument(help="Use-case name, or path to a usecase.yaml.")
+    ],
+    input: Annotated[
+        str,
+        typer.Option(
+            "--input",
+            "-i",
+            help="Rows to score: a .csv/.parquet file, or a SQL URL with --input-table "
+            "or --input-query. Default: the spec's scoring.input.",
+        ),
+    ] = "",
+    input_table: Annotated[
+        str,
+        typer.Option(help="Table to read from a SQL --input (schema.table allowed)."),
+    ] = "",
+    input_query: Annotated[
+        str, typer.Option(help="Query to read from a SQL --input, instead of a table.")
+    ] = "",
+    output: Annotated[
+        str,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Where scores go: a .csv/.parquet file (replaced atomically), or a SQL "
+            "URL with --output-table. Default: the spec's scoring.output.",
+        ),
+    ] = "",
+    output_table: Annotated[
+        str,
+        typer.Option(help="Table to write for a SQL --output (schema.table allowed)."),
+    ] = "",
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="For a SQL output: append rows, or replace the table "
+            "(default: the spec's scoring.output.mode, else append)."
+        ),
+    ] = "",
+    alias: Annotated[
+        str, typer.Option(help="Registry alias to score with (default: champion).")
+    ] = "",
+    version: Annotated[
+        str, typer.Option(help="Model version to score with, instead of an alias.")
+    ] = "",
+    chunk_rows: Annotated[
+        int, typer.Option(help="Rows per chunk (default: the spec's, 50000).", min=0)
+    ] = 0,
+) -> None:
+    """Score rows with a registered model: one output row per input row."""
+    # NOTE: the options mirror the parameters of the flow casework.flows.score.score.
+    with _reported():
+        from casework.errors import DataError
+        from casework.tasks.sql import lift_password
+        from casework.usecases import load_usecase
+
+        if mode not in ("", "append", "replace"):
+            raise DataError(f"--mode {mode!r} is not known; expected append or replace")
+        if alias and version:
+            raise DataError("give --alias or --version, not both")
+        load_usecase(usecase)  # a bad name or spec fails before anything starts
+        warming = _prepare(start_prefect=True)
+        from casework.flows.score import score as score_flow
+
+        if warming is not None:
+            warming.join()
+        summary = score_flow(
+            usecase=usecase,
+            # Passwords move to environment variables: flow parameters are stored.
+            input=lift_password(input, "CASEWORK_INPUT_PASSWORD"),
+            input_table=input_table,
+            input_query=input_query,
+            output=lift_password(output, "CASEWORK_OUTPUT_PASSWORD"),
+            output_table=output_table,
+            mode=mode or None,
+            alias=alias,
+            version=version,
+            chunk_rows=chunk_rows,
+        )
+        _print_score_summary(summary)
+
+
+@app.command()
 def models(
     usecase: Annotated[
         str, typer.Argument(help="Use-case name, or path to a usecase.yaml.")
@@ -229,6 +313,27 @@ def _print_train_summary(summary: dict[str, Any]) -> None:
         f"MLflow run {summary['run_id']} (experiment {summary['experiment_id']}) "
         f"at {summary['tracking_uri']}"
     )
+
+
+def _print_score_summary(summary: dict[str, Any]) -> None:
+    console.print(
+        f"scored [bold]{summary['rows']:,}[/] rows with "
+        f"[bold]{summary['model_name']} v{summary['model_version']}[/] "
+        f"(threshold {summary['threshold']:.4f}) in {summary['seconds']:.1f} s "
+        f"({summary['rows_per_second']:,.0f} rows/s)"
+    )
+    console.print(f"input:  {summary['input']}", highlight=False)
+    console.print(f"output: {summary['output']} ({summary['mode']})", highlight=False)
+    labels = ", ".join(f"{k}: {v:,}" for k, v in summary["labels"].items())
+    console.print(f"labels: {labels}")
+    for key, text in (
+        ("unseen_categories", "categories never seen in training (scored)"),
+        ("unparsable_numbers", "cells that are not numbers (scored as missing)"),
+    ):
+        if summary[key]:
+            counts = ", ".join(f"{c}: {n:,}" for c, n in summary[key].items())
+            console.print(f"[yellow]note:[/] {text}: {counts}")
+    console.print(f"MLflow run {summary['run_id']}")
 
 
 def main() -> None:

@@ -100,7 +100,8 @@ def log_dict(data: Any, artifact_file: str) -> None:
     """Log a JSON-able object to the active run as ``artifact_file``."""
     import mlflow
 
-    mlflow.log_text(json.dumps(data, indent=2, default=str), artifact_file)
+    # Any URL in it (a SQL source of the spec, say) is recorded without its password.
+    mlflow.log_text(_safe(json.dumps(data, indent=2, default=str)), artifact_file)
 
 
 def log_dataset(frame: pd.DataFrame, name: str, source: str, fingerprint: str) -> None:
@@ -119,7 +120,7 @@ def log_dataset(frame: pd.DataFrame, name: str, source: str, fingerprint: str) -
 
 def _param_text(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str)
-    return text[:500]
+    return _safe(text)[:500]
 
 
 def _safe(uri: str) -> str:

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def churn_run(casework_env):
+def churn_run(fresh_registry):
     """One full run of the built-in churn use case, on all 7,043 rows."""
     from casework.flows.train import train
 
@@ -110,7 +110,7 @@ def _error_line(output: str) -> str:
     return lines[0]
 
 
-@pytest.mark.usefixtures("casework_env")
+@pytest.mark.usefixtures("fresh_registry")
 class TestBadInput:
     def test_missing_source_file_is_named(self, tmp_path):
         spec = write_usecase(tmp_path, "missing_src", None)

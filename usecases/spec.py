@@ -30,8 +30,11 @@ __all__ = [
     "ParquetSource",
     "PythonSource",
     "ScheduleSpec",
+    "ScoringSpec",
+    "SinkSpec",
     "SourceSpec",
     "SplitSpec",
+    "SqlSink",
     "SqlSource",
     "TargetSpec",
     "ThresholdSpec",
@@ -205,11 +208,33 @@ class HooksSpec(_Strict):
     features: str | None = None
 
 
+class SqlSink(_Strict):
+    """A table that scores are written to, in one transaction.
+
+    ``mode`` is ``append`` (add rows, creating the table if needed) or ``replace``
+    (swap in a new table); ``url`` may hold ``${VAR}`` placeholders as for sources.
+    """
+
+    kind: Literal["sql"] = "sql"
+    url: str
+    table: str
+    schema_name: str | None = Field(default=None, alias="schema")
+    mode: Literal["append", "replace"] = "append"
+
+
+SinkSpec = Annotated[
+    CsvSource | ParquetSource | SqlSink,
+    Field(discriminator="kind"),
+]
+
+
 class ScoringSpec(_Strict):
-    """Defaults for the scoring flow."""
+    """Defaults for the scoring flow: where rows come from and where scores go."""
 
     input: SourceSpec | None = None
+    output: SinkSpec | None = None
     alias: str = "champion"
+    chunk_rows: int = Field(default=50_000, gt=0)
 
 
 class UseCaseSpec(_Strict):

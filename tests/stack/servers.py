@@ -5,7 +5,7 @@ A test harness made of plain functions and context managers, so that pytest fixt
 
 * :func:`postgres_admin_url` and :func:`require_postgres` find the PostgreSQL server
   named by ``CASEWORK_TEST_PG_URL`` (default
-  ``postgresql://postgres@127.0.0.1:5432/postgres``), or skip the test without it.
+  ``postgresql://postgres@127.0.0.1:5432/test``), or skip the test without it.
 * :func:`fresh_database` creates a uniquely named database and drops it afterwards.
 * :func:`prefect_server` and :func:`mlflow_server` each run one real server as a
   subprocess on ``127.0.0.1`` and a free port, backed by its own fresh database.
@@ -76,7 +76,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 PG_URL_ENV_VAR = "CASEWORK_TEST_PG_URL"
-DEFAULT_PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 LOOPBACK_HOST = "127.0.0.1"
 
 #: Seconds a server gets to answer its health check. A cold Prefect start migrates a
@@ -171,13 +171,13 @@ def postgres_admin_url(timeout_seconds: int = 3) -> str | None:
     """Return the admin URL of the test PostgreSQL, or None when it does not answer.
 
     The URL comes from ``CASEWORK_TEST_PG_URL`` (default
-    ``postgresql://postgres@127.0.0.1:5432/postgres``) and must allow
+    ``postgresql://postgres@127.0.0.1:5432/test``) and must allow
     ``CREATE DATABASE``.
 
     Args:
         timeout_seconds: Connection timeout, default 3.
     """
-    url = os.environ.get(PG_URL_ENV_VAR) or DEFAULT_PG_ADMIN_URL
+    url = _libpq_url(os.environ.get(PG_URL_ENV_VAR) or DEFAULT_PG_ADMIN_URL)
     try:
         with psycopg.connect(url, connect_timeout=timeout_seconds) as conn:
             conn.execute("SELECT 1")
@@ -247,6 +247,14 @@ def _drop_database(admin_url: str, name: str) -> None:
         )
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
     logger.debug("dropped database %s", name)
+
+
+def _libpq_url(url: str) -> str:
+    """``url`` without a SQLAlchemy driver (``postgresql+psycopg://`` becomes
+    ``postgresql://``), as psycopg wants it; the variable may hold either form."""
+    return (
+        make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    )
 
 
 def _redact(url: str) -> str:

@@ -1,0 +1,120 @@
+"""Tests of casework.tasks.score_io: endpoints, chunked reads and atomic writes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from casework.errors import DataError, SchemaError
+from casework.tasks.score_io import (
+    Endpoint,
+    input_endpoint,
+    output_endpoint,
+    read_chunks,
+    write_chunks,
+)
+from casework.usecases import load_usecase
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return load_usecase("churn")
+
+
+def _failing_after(frame: pd.DataFrame) -> Iterator[pd.DataFrame]:
+    yield frame
+    raise RuntimeError("scoring failed midway")
+
+
+class TestEndpoints:
+    def test_a_path_is_a_file_endpoint_of_its_type(self, spec, tmp_path):
+        endpoint = input_endpoint(spec, str(tmp_path / "rows.parquet"))
+        assert endpoint.kind == "parquet" and endpoint.path == tmp_path / "rows.parquet"
+
+    def test_a_url_with_a_schema_qualified_table_is_a_sql_endpoint(self, spec):
+        endpoint = output_endpoint(spec, "postgresql+psycopg://u@h/db", "mart.scores")
+        assert (endpoint.kind, endpoint.schema, endpoint.table) == (
+            "sql",
+            "mart",
+            "scores",
+        )
+
+    def test_a_url_without_table_or_query_is_refused(self, spec):
+        with pytest.raises(DataError, match="give exactly one of --input-table"):
+            input_endpoint(spec, "postgresql+psycopg://u:pw@h/db")
+
+    def test_a_table_for_a_file_is_refused(self, spec):
+        with pytest.raises(DataError, match="is a file; --output-table"):
+            output_endpoint(spec, "scores.csv", "scores")
+
+    def test_an_unknown_file_type_is_refused(self, spec):
+        with pytest.raises(DataError, match=r"unknown file type '\.xlsx'"):
+            input_endpoint(spec, "rows.xlsx")
+
+    def test_no_input_and_no_spec_default_is_one_clear_error(self, spec):
+        with pytest.raises(DataError, match="no input to score; give --input"):
+            input_endpoint(spec)
+
+
+class TestReading:
+    def test_csv_is_read_in_chunks_of_the_needed_columns_with_codes_as_text(
+        self, tmp_path
+    ):
+        path = tmp_path / "rows.csv"
+        path.write_text("extra, id ,x\n1,007,1.5\n2,008,\n3,009,2\n")
+        chunks = list(read_chunks(Endpoint("csv", path=path), ["x", "id"], ["id"], 2))
+        assert [len(c) for c in chunks] == [2, 1]
+        assert list(chunks[0].columns) == ["id", "x"]
+        assert chunks[0]["id"].tolist() == ["007", "008"]
+
+    def test_a_missing_column_fails_before_any_row_is_read(self, tmp_path):
+        path = tmp_path / "rows.csv"
+        path.write_text("id,x\n1,2\n")
+        with pytest.raises(SchemaError, match=r"missing 1 column\(s\).*\['y'\]"):
+            next(read_chunks(Endpoint("csv", path=path), ["x", "y"], [], 10))
+
+    def test_parquet_is_read_in_batches(self, tmp_path):
+        path = tmp_path / "rows.parquet"
+        pd.DataFrame({"id": range(5), "x": 1.0, "unused": "u"}).to_parquet(path)
+        chunks = list(read_chunks(Endpoint("parquet", path=path), ["id", "x"], [], 2))
+        assert [len(c) for c in chunks] == [2, 2, 1]
+        assert list(chunks[0].columns) == ["id", "x"]
+
+
+class TestAtomicWriting:
+    @pytest.mark.parametrize("kind", ["csv", "parquet"])
+    def test_a_failed_run_leaves_the_previous_file_untouched(self, tmp_path, kind):
+        path = tmp_path / f"scores.{kind}"
+        good = pd.DataFrame({"id": ["a", "b"], "score": [0.1, 0.9]})
+        write_chunks([good], Endpoint(kind, path=path))
+        before = path.read_bytes()
+
+        with pytest.raises(RuntimeError, match="midway"):
+            write_chunks(_failing_after(good), Endpoint(kind, path=path))
+
+        assert path.read_bytes() == before
+        assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+    @pytest.mark.parametrize("kind", ["csv", "parquet"])
+    def test_chunks_are_written_as_one_file(self, tmp_path, kind):
+        path = tmp_path / "out" / f"scores.{kind}"
+        frames = [pd.DataFrame({"id": [f"c{i}"], "score": [i / 10]}) for i in range(3)]
+        assert write_chunks(frames, Endpoint(kind, path=path)) == 3
+        read = pd.read_csv(path) if kind == "csv" else pd.read_parquet(path)
+        assert read["id"].tolist() == ["c0", "c1", "c2"]
+
+
+def test_spec_defaults_resolve_relative_to_the_spec(tmp_path: Path):
+    spec_path = tmp_path / "usecase.yaml"
+    spec_path.write_text(
+        "name: demo\nsource: {kind: csv, path: train.csv}\ntarget: {column: y}\n"
+        "scoring:\n  input: {kind: parquet, path: new.parquet}\n"
+        "  output: {kind: sql, url: 'sqlite:///x.db', table: scores, mode: replace}\n"
+    )
+    spec = load_usecase(str(spec_path))
+    assert input_endpoint(spec).path == tmp_path / "new.parquet"
+    assert output_endpoint(spec).table == "scores"
+    assert output_endpoint(spec).mode == "replace"
