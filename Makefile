@@ -30,6 +30,8 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/usecase_quality.py
+	$(BIN)/python bench/score_throughput.py
 
 clean:
 	rm -rf .casework .pytest_cache build *.egg-info

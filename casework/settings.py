@@ -34,6 +34,8 @@ _PREFECT_DEFAULTS = {
     "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "false",
     # casework's module loggers show up in the Prefect UI beside the run's own logs.
     "PREFECT_LOGGING_EXTRA_LOGGERS": "casework",
+    # ...and outside a flow run they stay on the console without a warning.
+    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
 }
 
 

@@ -168,7 +168,7 @@ def _as_frame(X: Any) -> pd.DataFrame:
 
 def _as_category_text(column: pd.Series) -> pd.Series:
     """Categories as stripped text in an object column; missing stays NaN."""
-    values = column.astype("object")
-    text = values.map(lambda v: v if v is None or v is np.nan else str(v).strip())
-    text = text.where(column.notna(), np.nan)
-    return text.replace("", np.nan)
+    present = column.notna()
+    text = pd.Series(np.nan, index=column.index, dtype="object")
+    text[present] = column[present].astype(str).str.strip().to_numpy(dtype=object)
+    return text.where(text != "", np.nan)
