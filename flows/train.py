@@ -8,7 +8,7 @@ in a markdown artifact of the Prefect flow run.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -38,6 +38,7 @@ from casework.tasks.train import (
     refit_winner,
     select_winner,
     train_candidate,
+    tune_threshold,
 )
 from casework.tasks.validate import ValidData, validate
 from casework.usecases import UseCaseSpec, load_usecase
@@ -139,6 +140,17 @@ def _train_in_run(
             experiment_id, run_id, result.name, result.params, result.validation_metrics
         )
     winner = select_winner(results, spec.metric)
+    if spec.split.strategy != "time":  # a time split keeps its latest rows for this
+        threshold = tune_threshold(
+            winner,
+            data.X.iloc[parts.train_and_validation],
+            data.y[parts.train_and_validation],
+            spec.threshold,
+            spec.split.seed,
+            int(rows.y_validation.sum()),
+            _rows_of(data.false_negative_costs, parts.train_and_validation),
+        )
+        winner = replace(winner, threshold=threshold)
     final = refit_winner(
         winner,
         data.X.iloc[parts.train_and_validation],

@@ -164,10 +164,17 @@ def choose_threshold(
         f1 = [skm.f1_score(y, positive >= t, zero_division=0) for t in candidates]
         return ThresholdChoice(float(candidates[int(np.argmax(f1))]), "max_f1")
     if spec.strategy == "min_recall":
-        return _with_minimum(y, positive, candidates, "recall", spec.min_recall or 0.0)
+        return _with_minimum(
+            y, positive, candidates, "recall", spec.min_recall or 0.0, spec.confidence
+        )
     if spec.strategy == "min_precision":
         return _with_minimum(
-            y, positive, candidates, "precision", spec.min_precision or 0.0
+            y,
+            positive,
+            candidates,
+            "precision",
+            spec.min_precision or 0.0,
+            spec.confidence,
         )
     return _lowest_cost(y, positive, candidates, spec, false_negative_costs)
 
@@ -230,29 +237,51 @@ def _with_minimum(
     candidates: np.ndarray,
     kind: str,
     minimum: float,
+    confidence: float | None = None,
 ) -> ThresholdChoice:
     """The threshold that meets a minimum recall (or precision) with the best other
-    side; the closest one when no threshold meets it."""
-    recall = np.array(
-        [skm.recall_score(y, positive >= t, zero_division=0) for t in candidates]
+    side; the closest one when no threshold meets it.
+
+    With ``confidence``, a threshold meets the minimum only when the Wilson lower
+    bound of its rate does, so that few rows cannot meet it by luck.
+    """
+    flagged = [positive >= t for t in candidates]
+    hits = np.array([(f & (y == 1)).sum() for f in flagged], dtype=float)
+    recall_n = np.full(len(candidates), float((y == 1).sum()))
+    precision_n = np.array([f.sum() for f in flagged], dtype=float)
+    recall = np.divide(hits, recall_n, out=np.zeros_like(hits), where=recall_n > 0)
+    precision = np.divide(
+        hits, precision_n, out=np.zeros_like(hits), where=precision_n > 0
     )
-    precision = np.array(
-        [skm.precision_score(y, positive >= t, zero_division=0) for t in candidates]
-    )
+
     achieved, other = (recall, precision) if kind == "recall" else (precision, recall)
-    meets = achieved >= minimum
+    n = recall_n if kind == "recall" else precision_n
+    bound = _wilson_lower(achieved, n, confidence) if confidence else achieved
+    meets = bound >= minimum
     strategy = f"min_{kind}"
     if meets.any():
         best = np.flatnonzero(meets)[np.argmax(other[meets])]
         return ThresholdChoice(float(candidates[best]), strategy)
 
-    best = int(np.argmax(achieved))
+    best = int(np.argmax(bound))
+    held = f" at {confidence:.0%} confidence" if confidence else ""
     note = (
-        f"no threshold reaches {kind} {minimum:.3f} on validation rows; the best "
+        f"no threshold reaches {kind} {minimum:.3f}{held} on validation rows; the best "
         f"available is {achieved[best]:.3f} at threshold {candidates[best]:.4f}"
     )
     logger.warning(note)
     return ThresholdChoice(float(candidates[best]), strategy, reached=False, note=note)
+
+
+def _wilson_lower(rate: np.ndarray, n: np.ndarray, confidence: float) -> np.ndarray:
+    """One-sided Wilson lower bound of a proportion ``rate`` observed over ``n`` rows."""
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(confidence)
+    n = np.maximum(n, 1.0)
+    centre = rate + z**2 / (2 * n)
+    spread = z * np.sqrt(rate * (1 - rate) / n + z**2 / (4 * n**2))
+    return (centre - spread) / (1 + z**2 / n)
 
 
 def _lowest_cost(

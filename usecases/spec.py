@@ -161,6 +161,9 @@ class ThresholdSpec(_Strict):
     )
     min_recall: float | None = Field(default=None, gt=0.0, le=1.0)
     min_precision: float | None = Field(default=None, gt=0.0, le=1.0)
+    # With min_recall or min_precision: the minimum must hold at this one-sided
+    # confidence (the Wilson lower bound of the rate), not just as a point estimate.
+    confidence: float | None = Field(default=None, ge=0.5, lt=1.0)
     false_positive_cost: float | None = Field(default=None, ge=0.0)
     false_negative_cost: float | None = Field(default=None, ge=0.0)
     false_negative_cost_column: str | None = None
