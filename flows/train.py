@@ -20,7 +20,7 @@ from casework.tasks import track
 from casework.tasks.candidates import check_candidates
 from casework.tasks.card import ModelCard, card_summary, log_card
 from casework.tasks.clean import TabularCleaner
-from casework.tasks.ingest import ingest
+from casework.tasks.ingest import RawData, ingest
 from casework.tasks.model_store import log_pipeline
 from casework.tasks.redact import redact_url
 from casework.tasks.register import (
@@ -114,86 +114,23 @@ def _train_in_run(
     # Ingest and validate
     raw = ingest(spec)
     data = validate(raw.frame, spec)
-    track.log_params(_run_params(spec, raw.fingerprint, data))
-    track.log_dict(data.report.as_dict(), "quality_report.json")
-    track.log_dict(spec.model_dump(mode="json", by_alias=True), "usecase.json")
-    track.log_dataset(raw.frame, spec.name, raw.source, raw.fingerprint)
+    _track_inputs(spec, raw, data)
 
     # Split, and fit the cleaning on training rows only
     parts = split(data, spec.split)
     rows = _training_rows(spec, data, parts)
 
-    # Train candidates concurrently
-    futures = [
-        train_candidate.submit(
-            name,
-            rows,
-            spec.threshold,
-            spec.split.seed,
-            spec.candidate_params.get(name),
-        )
-        for name in spec.candidates
-    ]
-    results: list[CandidateResult] = [future.result() for future in futures]
-    for result in results:
-        track.log_candidate_run(
-            experiment_id, run_id, result.name, result.params, result.validation_metrics
-        )
-    winner = select_winner(results, spec.metric)
-    if spec.split.strategy != "time":  # a time split keeps its latest rows for this
-        threshold = tune_threshold(
-            winner,
-            data.X.iloc[parts.train_and_validation],
-            data.y[parts.train_and_validation],
-            spec.threshold,
-            spec.split.seed,
-            int(rows.y_validation.sum()),
-            _rows_of(data.false_negative_costs, parts.train_and_validation),
-        )
-        winner = replace(winner, threshold=threshold)
-    final = refit_winner(
-        winner,
-        data.X.iloc[parts.train_and_validation],
-        data.y[parts.train_and_validation],
+    # Train candidates concurrently; pick, tune and refit the winner
+    results = _train_candidates(spec, rows, run_id, experiment_id)
+    winner = _with_final_threshold(
+        spec, select_winner(results, spec.metric), data, parts
     )
+    fit_rows = parts.train_and_validation
+    final = refit_winner(winner, data.X.iloc[fit_rows], data.y[fit_rows])
 
     # Evaluate on test rows, never seen before
-    X_test, y_test = data.X.iloc[parts.test], data.y[parts.test]
-    evaluation = evaluate_test(
-        final,
-        X_test,
-        y_test,
-        data.classes,
-        winner.threshold,
-        spec.threshold,
-        _rows_of(data.false_negative_costs, parts.test),
-    )
-    track.log_metrics(evaluation.metrics, prefix="test_")
-    track.log_params({"winner": winner.name})
-    importance = log_plots(
-        final, X_test, y_test, evaluation, spec.metric.primary, spec.split.seed
-    )
-    card = ModelCard(
-        spec=spec,
-        winner=winner.name,
-        candidates=list(spec.candidates),
-        source=redact_url(raw.source),
-        fingerprint=raw.fingerprint,
-        report=data.report,
-        split_rows={
-            "train": len(parts.train),
-            "validation": len(parts.validation),
-            "test": len(parts.test),
-        },
-        class_names=data.classes,
-        positive_label=data.positive_label,
-        test_metrics=evaluation.metrics,
-        threshold=winner.threshold.value if winner.threshold else None,
-        threshold_strategy=winner.threshold.strategy if winner.threshold else "arg-max",
-        importance=importance,
-        warnings=list(evaluation.notes),
-        code_version=__version__,
-    )
+    evaluation, importance = _evaluate(spec, final, winner, data, parts)
+    card = _model_card(spec, raw, data, parts, winner, evaluation, importance)
 
     # Register
     version, decision = None, None
@@ -213,6 +150,110 @@ def _train_in_run(
         raw.fingerprint,
         data,
         importance,
+    )
+
+
+def _track_inputs(spec: UseCaseSpec, raw: RawData, data: ValidData) -> None:
+    track.log_params(_run_params(spec, raw.fingerprint, data))
+    track.log_dict(data.report.as_dict(), "quality_report.json")
+    track.log_dict(spec.model_dump(mode="json", by_alias=True), "usecase.json")
+    track.log_dataset(raw.frame, spec.name, raw.source, raw.fingerprint)
+
+
+def _train_candidates(
+    spec: UseCaseSpec, rows: TrainingRows, run_id: str, experiment_id: str
+) -> list[CandidateResult]:
+    """Every candidate, trained through the flow's task runner, each logged as a
+    nested MLflow run."""
+    futures = [
+        train_candidate.submit(
+            name, rows, spec.threshold, spec.split.seed, spec.candidate_params.get(name)
+        )
+        for name in spec.candidates
+    ]
+    results: list[CandidateResult] = [future.result() for future in futures]
+    for result in results:
+        track.log_candidate_run(
+            experiment_id, run_id, result.name, result.params, result.validation_metrics
+        )
+    return results
+
+
+def _with_final_threshold(
+    spec: UseCaseSpec, winner: CandidateResult, data: ValidData, parts: Split
+) -> CandidateResult:
+    """The winner with its threshold chosen again where validation rows were few; a
+    time split keeps the threshold from its latest rows."""
+    if spec.split.strategy == "time":
+        return winner
+    fit_rows = parts.train_and_validation
+    threshold = tune_threshold(
+        winner,
+        data.X.iloc[fit_rows],
+        data.y[fit_rows],
+        spec.threshold,
+        spec.split.seed,
+        int(data.y[parts.validation].sum()),
+        _rows_of(data.false_negative_costs, fit_rows),
+    )
+    return replace(winner, threshold=threshold)
+
+
+def _evaluate(
+    spec: UseCaseSpec,
+    final: Any,
+    winner: CandidateResult,
+    data: ValidData,
+    parts: Split,
+) -> tuple[TestEvaluation, Any]:
+    """Test metrics and plots of the refitted winner, logged to the run."""
+    X_test, y_test = data.X.iloc[parts.test], data.y[parts.test]
+    evaluation = evaluate_test(
+        final,
+        X_test,
+        y_test,
+        data.classes,
+        winner.threshold,
+        spec.threshold,
+        _rows_of(data.false_negative_costs, parts.test),
+    )
+    track.log_metrics(evaluation.metrics, prefix="test_")
+    track.log_params({"winner": winner.name})
+    importance = log_plots(
+        final, X_test, y_test, evaluation, spec.metric.primary, spec.split.seed
+    )
+    return evaluation, importance
+
+
+def _model_card(
+    spec: UseCaseSpec,
+    raw: RawData,
+    data: ValidData,
+    parts: Split,
+    winner: CandidateResult,
+    evaluation: TestEvaluation,
+    importance: Any,
+) -> ModelCard:
+    return ModelCard(
+        spec=spec,
+        winner=winner.name,
+        candidates=list(spec.candidates),
+        source=redact_url(raw.source),
+        fingerprint=raw.fingerprint,
+        report=data.report,
+        split_rows={
+            "train": len(parts.train),
+            "validation": len(parts.validation),
+            "test": len(parts.test),
+        },
+        class_names=data.classes,
+        positive_label=data.positive_label,
+        test_metrics=evaluation.metrics,
+        threshold=winner.threshold.value if winner.threshold else None,
+        threshold_strategy=winner.threshold.strategy if winner.threshold else "arg-max",
+        importance=importance,
+        warnings=list(evaluation.notes),
+        code_version=__version__,
     )
 
 
