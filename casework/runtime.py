@@ -14,7 +14,12 @@ import threading
 from casework.errors import TrackingError
 from casework.tasks.redact import redact_url
 
-__all__ = ["check_prefect_api", "quiet_expected_errors", "warm_up_prefect"]
+__all__ = [
+    "check_prefect_api",
+    "quiet_expected_errors",
+    "share_local_api",
+    "warm_up_prefect",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +40,23 @@ def warm_up_prefect() -> threading.Thread | None:
     thread = threading.Thread(target=start, name="prefect-warm-up", daemon=True)
     thread.start()
     return thread
+
+
+def share_local_api() -> None:
+    """Export the URL of this process's ephemeral Prefect API as ``PREFECT_API_URL``.
+
+    Worker processes (a local Dask cluster) inherit the environment, so their task
+    runs land in the same API as the flow run instead of each starting a temporary
+    server of its own. Nothing changes when ``PREFECT_API_URL`` is already set.
+    """
+    if os.environ.get("PREFECT_API_URL"):
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start()
+    os.environ["PREFECT_API_URL"] = server.api_url
+    logger.debug("Sharing the ephemeral Prefect API at %s", server.api_url)
 
 
 def check_prefect_api(timeout_seconds: float = 5.0) -> None:
