@@ -53,12 +53,16 @@ def _prepare(start_prefect: bool = False) -> Any:
     if not start_prefect:
         return None
     from casework.runtime import (
+        check_mlflow_server,
         check_prefect_api,
         quiet_expected_errors,
         warm_up_prefect,
     )
+    from casework.settings import tracking_uri
 
+    # Servers named in the environment answer before anything starts
     check_prefect_api()
+    check_mlflow_server(tracking_uri())
     warming = warm_up_prefect()
     quiet_expected_errors()
     return warming

@@ -34,6 +34,7 @@ __all__ = [
     "plan_deployments",
     "render_prefect_yaml",
     "serve_deployments",
+    "served_flows",
     "to_runner_deployments",
 ]
 
@@ -169,10 +170,10 @@ def check_cron(spec: UseCaseSpec, field_name: str, expression: str) -> None:
         ) from None
 
 
-def to_runner_deployments(
+def served_flows(
     plans: list[PlannedDeployment], task_runner: Any = None
-) -> list[Any]:
-    """Prefect ``RunnerDeployment`` objects for :func:`serve_deployments`.
+) -> list[tuple[PlannedDeployment, Any]]:
+    """Each plan with the flow object that will run it.
 
     Args:
         plans: from :func:`plan_deployments`.
@@ -181,29 +182,25 @@ def to_runner_deployments(
 
     Flows whose module is not installed are left out with a warning.
     """
-    from prefect.schedules import Cron
-    from prefect.types.entrypoint import EntrypointType
-
     loaded: dict[str, Any] = {}
-    deployments = []
+    pairs = []
     for plan in plans:
         if plan.flow.kind not in loaded:
             loaded[plan.flow.kind] = _load_flow(plan.flow, task_runner)
-        flow = loaded[plan.flow.kind]
-        if flow is None:
-            continue
-        schedules = [Cron(plan.cron, timezone=SCHEDULE_TIMEZONE)] if plan.cron else []
-        deployments.append(
-            flow.to_deployment(
-                name=plan.name,
-                schedules=schedules,
-                parameters=plan.parameters,
-                description=plan.description,
-                tags=list(plan.tags),
-                entrypoint_type=EntrypointType.MODULE_PATH,
-            )
-        )
-    return deployments
+        if loaded[plan.flow.kind] is not None:
+            pairs.append((plan, loaded[plan.flow.kind]))
+    return pairs
+
+
+def to_runner_deployments(
+    plans: list[PlannedDeployment], task_runner: Any = None
+) -> list[Any]:
+    """Prefect ``RunnerDeployment`` objects of the plans, as they are registered
+    (see :func:`served_flows` for the arguments)."""
+    return [
+        flow.to_deployment(name=plan.name, **_deployment_options(plan))
+        for plan, flow in served_flows(plans, task_runner)
+    ]
 
 
 def serve_deployments(
@@ -213,16 +210,28 @@ def serve_deployments(
 ) -> None:
     """Register the deployments and run their flow runs here until interrupted.
 
+    Each flow is handed to the runner as an object (not re-imported from its
+    entrypoint), so a ``task_runner`` given here is the one its runs use.
+
     Args:
         plans: from :func:`plan_deployments`.
-        task_runner: see :func:`to_runner_deployments`.
+        task_runner: see :func:`served_flows`.
         limit: the most flow runs at once; None for no limit.
     """
-    from prefect import serve
+    import asyncio
 
-    deployments = to_runner_deployments(plans, task_runner)
-    logger.info("Serving %d deployments", len(deployments))
-    serve(*deployments, limit=limit)
+    from prefect.exceptions import TerminationSignal
+    from prefect.runner import Runner
+
+    runner = Runner(name="casework", pause_on_shutdown=True, limit=limit)
+    pairs = served_flows(plans, task_runner)
+    for plan, flow in pairs:
+        runner.add_flow(flow, name=plan.name, **_deployment_options(plan))
+    logger.info("Serving %d deployments", len(pairs))
+    try:
+        asyncio.run(runner.start())
+    except (KeyboardInterrupt, TerminationSignal) as exc:
+        logger.info("%s: stopped serving", type(exc).__name__)
 
 
 def render_prefect_yaml(
@@ -258,6 +267,20 @@ def _plan(flow: DeployedFlow, reference: str, spec: UseCaseSpec) -> PlannedDeplo
         description=flow.description.format(usecase=spec.name, description=summary),
         tags=("casework", flow.kind, f"usecase:{spec.name}"),
     )
+
+
+def _deployment_options(plan: PlannedDeployment) -> dict[str, Any]:
+    from prefect.schedules import Cron
+    from prefect.types.entrypoint import EntrypointType
+
+    schedules = [Cron(plan.cron, timezone=SCHEDULE_TIMEZONE)] if plan.cron else []
+    return {
+        "schedules": schedules,
+        "parameters": plan.parameters,
+        "description": plan.description,
+        "tags": list(plan.tags),
+        "entrypoint_type": EntrypointType.MODULE_PATH,
+    }
 
 
 def _load_flow(deployed: DeployedFlow, task_runner: Any) -> Any:
