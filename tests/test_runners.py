@@ -66,21 +66,31 @@ class TestCheckDaskScheduler:
 
 
 @pytest.fixture(scope="module")
-def on_threads(casework_env):
-    """Churn trained on the default thread runner, not registered."""
-    from casework.flows.train import train
+def churn_copy(casework_env, churn_frame, tmp_path_factory):
+    """The churn data and settings under another name, so that the registry of the
+    session's churn tests is left alone."""
+    from tests.helpers import write_usecase
 
-    return train(usecase="churn", candidates=CANDIDATES, register_winner=False)
+    folder = tmp_path_factory.mktemp("churn-dask")
+    return str(write_usecase(folder, "churn_dask", churn_frame, candidates=CANDIDATES))
 
 
 @pytest.fixture(scope="module")
-def on_dask(casework_env):
-    """Churn trained on a local Dask cluster of two worker processes."""
+def on_threads(churn_copy):
+    """Trained on the default thread runner, not registered."""
+    from casework.flows.train import train
+
+    return train(usecase=churn_copy, register_winner=False)
+
+
+@pytest.fixture(scope="module")
+def on_dask(churn_copy):
+    """Trained on a local Dask cluster of two worker processes, and registered."""
     from casework.flows.runners import with_task_runner
     from casework.flows.train import train
 
     flow = with_task_runner(train, "dask", dask_workers=2)
-    return flow(usecase="churn", candidates=CANDIDATES, register_winner=True)
+    return flow(usecase=churn_copy, register_winner=True)
 
 
 @pytest.mark.e2e
