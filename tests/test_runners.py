@@ -122,3 +122,39 @@ class TestTrainOnDask:
                 task_run_filter=TaskRunFilter(name=TaskRunFilterName(any_=names))
             )
         assert {run.name for run in runs} >= set(names)
+
+
+class TestHooksOnWorkers:
+    def test_hook_from_a_file_unpickles_where_its_module_cannot_be_imported(
+        self, tmp_path
+    ):
+        """Check that a ``file.py:function`` hook travels by value to a process that
+        never loaded the file, as it must to reach a Dask worker."""
+        import subprocess
+        import sys
+
+        import cloudpickle
+
+        from casework.usecases.hooks import load_callable
+
+        (tmp_path / "my_features.py").write_text(
+            "def add_features(frame):\n    return frame * 2\n"
+        )
+        hook = load_callable("my_features.py:add_features", tmp_path)
+        payload = tmp_path / "hook.pkl"
+        payload.write_bytes(cloudpickle.dumps(hook))
+
+        script = (
+            "import pickle, sys; "
+            "f = pickle.loads(open(sys.argv[1], 'rb').read()); print(f(21))"
+        )
+        completed = subprocess.run(
+            [sys.executable, "-c", script, str(payload)],
+            cwd="/",
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert completed.returncode == 0, completed.stderr
+        assert completed.stdout.strip() == "42"
