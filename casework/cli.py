@@ -156,16 +156,16 @@ def run(
             else None
         )
         if all_usecases:
-            _run_all(task_runner, warming, names, register)
+            _run_all(task_runner, runner, warming, names, register)
             return
         from casework.flows.train import train
 
-        flow = _started(train, task_runner, warming)
+        flow = _started(train, task_runner, runner, warming)
         summary = flow(usecase=usecase, candidates=names, register_winner=register)
         _print_train_summary(summary)
 
 
-def _started(flow: Any, task_runner: Any, warming: Any) -> Any:
+def _started(flow: Any, task_runner: Any, runner: str, warming: Any) -> Any:
     """``flow`` with ``task_runner``, once the Prefect API is up; a local Dask
     cluster's workers are pointed at the same API."""
     from casework.runtime import quiet_expected_errors, share_local_api
@@ -173,17 +173,21 @@ def _started(flow: Any, task_runner: Any, warming: Any) -> Any:
     quiet_expected_errors()
     if warming is not None:
         warming.join()
-    if type(task_runner).__name__ == "DaskTaskRunner":
+    if runner == "dask":
         share_local_api()
     return flow.with_options(task_runner=task_runner)
 
 
 def _run_all(
-    task_runner: Any, warming: Any, candidates: list[str] | None, register: bool
+    task_runner: Any,
+    runner: str,
+    warming: Any,
+    candidates: list[str] | None,
+    register: bool,
 ) -> None:
     from casework.flows.train_all import train_all
 
-    flow = _started(train_all, task_runner, warming)
+    flow = _started(train_all, task_runner, runner, warming)
     outcomes = flow(candidates=candidates, register_winner=register)
     _print_all_summary(outcomes)
     failed = [outcome for outcome in outcomes if not outcome["ok"]]
@@ -251,8 +255,7 @@ def deploy(
         from casework.flows.deploy import serve_deployments
 
         quiet_expected_errors()
-        is_threads = type(task_runner).__name__ == "ThreadPoolTaskRunner"
-        serve_deployments(plans, None if is_threads else task_runner, limit)
+        serve_deployments(plans, None if runner == "threads" else task_runner, limit)
 
 
 def _write_prefect_yaml(plans: list[Any], path: Path, work_pool: str) -> None:
