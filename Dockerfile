@@ -18,6 +18,8 @@ COPY casework ./casework
 COPY flows ./flows
 COPY tasks ./tasks
 COPY usecases ./usecases
+# For `prefect deploy --all` run from this folder (see docs/stack.md).
+COPY prefect.yaml ./
 RUN pip install . && rm -rf build *.egg-info
 
 # A non-root user owning the two folders that compose mounts named volumes on: a fresh

@@ -10,6 +10,7 @@ import contextlib
 import logging
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -52,12 +53,16 @@ def _prepare(start_prefect: bool = False) -> Any:
     if not start_prefect:
         return None
     from casework.runtime import (
+        check_mlflow_server,
         check_prefect_api,
         quiet_expected_errors,
         warm_up_prefect,
     )
+    from casework.settings import tracking_uri
 
+    # Servers named in the environment answer before anything starts
     check_prefect_api()
+    check_mlflow_server(tracking_uri())
     warming = warm_up_prefect()
     quiet_expected_errors()
     return warming
@@ -82,11 +87,34 @@ def list_usecases() -> None:
         console.print(table)
 
 
+RunnerOption = Annotated[
+    str,
+    typer.Option(
+        help="Task runner the flow fans out with: threads, or dask (a local cluster "
+        "on loopback, or the one at --dask-address)."
+    ),
+]
+DaskAddressOption = Annotated[
+    str | None,
+    typer.Option(
+        help="With --runner dask: the scheduler of an existing Dask cluster, "
+        "e.g. tcp://10.0.0.5:8786."
+    ),
+]
+DaskWorkersOption = Annotated[
+    int | None,
+    typer.Option(help="With --runner dask: worker processes of a local cluster [2]."),
+]
+
+
 @app.command()
 def run(
     usecase: Annotated[
-        str, typer.Argument(help="Use-case name, or path to a usecase.yaml.")
-    ],
+        str | None,
+        typer.Argument(
+            help="Use-case name, or path to a usecase.yaml; leave out with --all."
+        ),
+    ] = None,
     candidates: Annotated[
         str | None,
         typer.Option(
@@ -97,26 +125,159 @@ def run(
         bool,
         typer.Option("--register/--no-register", help="Register the winner in MLflow."),
     ] = True,
+    all_usecases: Annotated[
+        bool,
+        typer.Option(
+            "--all", help="Train every use case casework can find, concurrently."
+        ),
+    ] = False,
+    runner: RunnerOption = "threads",
+    dask_address: DaskAddressOption = None,
+    dask_workers: DaskWorkersOption = None,
 ) -> None:
     """Train a use case's candidates, evaluate them, and register the winner."""
     with _reported():
-        from casework.usecases import load_usecase
+        if all_usecases == (usecase is not None):
+            raise CaseworkError(
+                "give one use case, or --all to train every use case (not both)"
+            )
+        from casework.flows.runners import make_task_runner
 
-        load_usecase(usecase)  # a bad name or spec fails before anything starts
+        # A bad name, spec or runner fails before anything starts
+        task_runner = make_task_runner(runner, dask_address, dask_workers)
+        if usecase is not None:
+            from casework.usecases import load_usecase
+
+            load_usecase(usecase)
         warming = _prepare(start_prefect=True)
-        from casework.flows.train import train
-        from casework.runtime import quiet_expected_errors
-
-        quiet_expected_errors()
-        if warming is not None:
-            warming.join()
         names = (
             [c.strip() for c in candidates.split(",") if c.strip()]
             if candidates
             else None
         )
-        summary = train(usecase=usecase, candidates=names, register_winner=register)
+        if all_usecases:
+            _run_all(task_runner, runner, warming, names, register)
+            return
+        from casework.flows.train import train
+
+        flow = _started(train, task_runner, runner, warming)
+        summary = flow(usecase=usecase, candidates=names, register_winner=register)
         _print_train_summary(summary)
+
+
+def _started(flow: Any, task_runner: Any, runner: str, warming: Any) -> Any:
+    """``flow`` with ``task_runner``, once the Prefect API is up; a local Dask
+    cluster's workers are pointed at the same API."""
+    from casework.runtime import quiet_expected_errors, share_local_api
+
+    quiet_expected_errors()
+    if warming is not None:
+        warming.join()
+    if runner == "dask":
+        share_local_api()
+    return flow.with_options(task_runner=task_runner)
+
+
+def _run_all(
+    task_runner: Any,
+    runner: str,
+    warming: Any,
+    candidates: list[str] | None,
+    register: bool,
+) -> None:
+    from casework.flows.train_all import train_all
+
+    flow = _started(train_all, task_runner, runner, warming)
+    outcomes = flow(candidates=candidates, register_winner=register)
+    _print_all_summary(outcomes)
+    failed = [outcome for outcome in outcomes if not outcome["ok"]]
+    for outcome in failed:
+        errors.print(
+            f"[bold red]error:[/] {outcome['usecase']}: {outcome['error']}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def deploy(
+    usecases: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Use-case names or paths to usecase.yaml files; default every use "
+            "case casework can find."
+        ),
+    ] = None,
+    write_prefect_yaml: Annotated[
+        Path | None,
+        typer.Option(
+            "--write-prefect-yaml",
+            help="Write the same deployments for a work pool into this prefect.yaml "
+            "and exit, instead of serving them.",
+        ),
+    ] = None,
+    work_pool: Annotated[
+        str, typer.Option(help="Work pool of the prefect.yaml deployments.")
+    ] = "casework",
+    runner: RunnerOption = "threads",
+    dask_address: DaskAddressOption = None,
+    dask_workers: DaskWorkersOption = None,
+    limit: Annotated[
+        int | None, typer.Option(help="The most flow runs at once; default no limit.")
+    ] = None,
+) -> None:
+    """Serve train-<usecase> and score-<usecase> deployments on the specs' cron
+    schedules, for scheduled runs and runs started from the Prefect UI."""
+    with _reported():
+        from casework.flows.deploy import load_targets, plan_deployments
+        from casework.flows.runners import make_task_runner
+
+        plans = plan_deployments(load_targets(usecases))
+        if write_prefect_yaml is not None:
+            _write_prefect_yaml(plans, write_prefect_yaml, work_pool)
+            return
+        task_runner = make_task_runner(runner, dask_address, dask_workers)
+        _prepare()
+        from casework.runtime import (
+            check_mlflow_server,
+            quiet_expected_errors,
+            require_prefect_server,
+        )
+        from casework.settings import tracking_uri
+
+        # Both servers answer before any deployment is registered
+        require_prefect_server()
+        check_mlflow_server(tracking_uri())
+        _print_deployments(plans)
+
+        from casework.flows.deploy import serve_deployments
+
+        quiet_expected_errors()
+        serve_deployments(plans, None if runner == "threads" else task_runner, limit)
+
+
+def _write_prefect_yaml(plans: list[Any], path: Path, work_pool: str) -> None:
+    from casework.flows.deploy import render_prefect_yaml
+
+    path.write_text(render_prefect_yaml(plans, work_pool), encoding="utf-8")
+    console.print(
+        f"wrote {len(plans)} deployments for work pool {work_pool!r} to {path}; "
+        f"register them with 'prefect deploy --all' and run them with "
+        f"'prefect worker start --pool {work_pool}'"
+    )
+
+
+def _print_deployments(plans: list[Any]) -> None:
+    table = Table("deployment", "schedule (UTC)", "parameters", box=None)
+    for plan in plans:
+        table.add_row(
+            f"{plan.flow.kind}/{plan.name}",
+            plan.cron or "-",
+            ", ".join(f"{k}={v}" for k, v in plan.parameters.items()),
+        )
+    console.print(table)
 
 
 @app.command()
@@ -334,6 +495,31 @@ def _print_score_summary(summary: dict[str, Any]) -> None:
             counts = ", ".join(f"{c}: {n:,}" for c, n in summary[key].items())
             console.print(f"[yellow]note:[/] {text}: {counts}")
     console.print(f"MLflow run {summary['run_id']}")
+
+
+def _print_all_summary(outcomes: list[dict[str, Any]]) -> None:
+    table = Table(
+        "use case",
+        "status",
+        "winner",
+        "test score",
+        "version",
+        "aliases",
+        "seconds",
+        title=f"casework run --all: {len(outcomes)} use cases",
+    )
+    for row in outcomes:
+        score = f"{row['metric']} {row['test_score']:.4f}" if row["metric"] else "-"
+        table.add_row(
+            row["usecase"],
+            "[green]ok[/]" if row["ok"] else "[red]failed[/]",
+            row["winner"] or "-",
+            score,
+            row["version"] or "-",
+            row["aliases"] or "-",
+            f"{row['seconds']:.1f}",
+        )
+    console.print(table)
 
 
 def main() -> None:

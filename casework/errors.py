@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "CaseworkError",
+    "ClusterError",
     "DataError",
     "RegistryError",
     "SchemaError",
@@ -43,3 +44,7 @@ class TrackingError(CaseworkError):
 
 class RegistryError(CaseworkError):
     """The MLflow model registry has no model, version or alias as asked."""
+
+
+class ClusterError(CaseworkError):
+    """A task runner cannot be set up: an unknown runner or an unreachable Dask cluster."""

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import cloudpickle
+
 from casework.errors import SpecError
 
 __all__ = ["load_callable"]
@@ -62,4 +64,7 @@ def _import_file(path: Path, reference: str) -> Any:
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     spec.loader.exec_module(module)
+    # Worker processes (Dask) cannot import this module by name: ship its functions
+    # by value when tasks holding them are pickled.
+    cloudpickle.register_pickle_by_value(module)
     return module
