@@ -15,6 +15,7 @@ __all__ = [
     "SpecError",
     "TrackingError",
     "UseCaseNotFoundError",
+    "first_line",
 ]
 
 
@@ -48,3 +49,10 @@ class RegistryError(CaseworkError):
 
 class ClusterError(CaseworkError):
     """A task runner cannot be set up: an unknown runner or an unreachable Dask cluster."""
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message (at most ``limit`` characters), or
+    its type's name when it has none: third-party errors shown in one line."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__

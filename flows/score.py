@@ -28,6 +28,7 @@ from prefect.cache_policies import NO_CACHE
 
 from casework.errors import DataError
 from casework.tasks import track
+from casework.tasks.model_store import trusted_hook_names
 from casework.tasks.score import ScoreStats, ScoringModel, resolve_model, score_frame
 from casework.tasks.score_io import (
     Endpoint,
@@ -37,7 +38,6 @@ from casework.tasks.score_io import (
     write_chunks,
 )
 from casework.usecases import load_usecase
-from casework.usecases.hooks import load_callable
 from casework.usecases.spec import UseCaseSpec
 
 __all__ = ["ScoreSummary", "score"]
@@ -111,7 +111,7 @@ def score(
         spec.model_name,
         alias or spec.scoring.alias,
         version or None,
-        _trusted_hooks(spec),
+        trusted_hook_names(spec),
     )
 
     import mlflow
@@ -211,13 +211,6 @@ def _warn_about(stats: ScoreStats) -> None:
             "Cells that are not numbers were scored as missing: %s rows per column",
             dict(stats.unparsable_numbers),
         )
-
-
-def _trusted_hooks(spec: UseCaseSpec) -> tuple[str, ...]:
-    if not spec.hooks.features:
-        return ()
-    function = load_callable(spec.hooks.features, spec.base_dir)
-    return (f"{function.__module__}.{function.__qualname__}",)
 
 
 def _run_params(

@@ -21,7 +21,7 @@ from casework.tasks.candidates import check_candidates
 from casework.tasks.card import ModelCard, card_summary, log_card
 from casework.tasks.clean import TabularCleaner
 from casework.tasks.ingest import RawData, ingest
-from casework.tasks.model_store import log_pipeline
+from casework.tasks.model_store import log_pipeline, trusted_hook_names
 from casework.tasks.redact import redact_url
 from casework.tasks.register import (
     THRESHOLD_TAG,
@@ -289,7 +289,7 @@ def _register(
     evaluation: TestEvaluation,
     card: ModelCard,
 ) -> tuple[RegisteredVersion, GateDecision]:
-    hooks = _trusted_hooks(spec)
+    hooks = trusted_hook_names(spec)
     X_test, y_test = data.X.iloc[parts.test], data.y[parts.test]
     primary = spec.metric.primary
     test_score = evaluation.metrics.get(primary, float("nan"))
@@ -327,13 +327,6 @@ def _register(
     )
     logger.info("Gate: %s", decision.reason)
     return version, decision
-
-
-def _trusted_hooks(spec: UseCaseSpec) -> tuple[str, ...]:
-    if not spec.hooks.features:
-        return ()
-    function = load_callable(spec.hooks.features, spec.base_dir)
-    return (f"{function.__module__}.{function.__qualname__}",)
 
 
 def _run_params(spec: UseCaseSpec, fingerprint: str, data: ValidData) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from casework.errors import DataError
+from casework.errors import DataError, first_line
 from casework.usecases.hooks import load_callable
 from casework.usecases.spec import CsvSource, ParquetSource, PythonSource, UseCaseSpec
 
@@ -83,9 +83,7 @@ def _read_csv(path: Path, separator: str) -> pd.DataFrame:
             f"{path}: the file is empty; expected a header row and data rows"
         ) from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(
-            f"{path}: not a readable CSV file: {_first_line(exc)}"
-        ) from None
+        raise DataError(f"{path}: not a readable CSV file: {first_line(exc)}") from None
     return _checked(frame, path)
 
 
@@ -95,7 +93,7 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         frame = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several unrelated types for bad files
         raise DataError(
-            f"{path}: not a readable Parquet file: {_first_line(exc)}"
+            f"{path}: not a readable Parquet file: {first_line(exc)}"
         ) from None
     return _checked(frame, path)
 
@@ -135,8 +133,3 @@ def _checked(frame: pd.DataFrame, where: object) -> pd.DataFrame:
     if duplicated:
         raise DataError(f"{where}: column names appear twice: {duplicated}")
     return frame
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

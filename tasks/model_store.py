@@ -15,9 +15,17 @@ from typing import Any
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from casework.errors import RegistryError
+from casework.errors import RegistryError, first_line
+from casework.usecases.hooks import load_callable
+from casework.usecases.spec import UseCaseSpec
 
-__all__ = ["TRUSTED_TYPES", "load_pipeline", "log_pipeline", "model_input_frame"]
+__all__ = [
+    "TRUSTED_TYPES",
+    "load_pipeline",
+    "log_pipeline",
+    "model_input_frame",
+    "trusted_hook_names",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +109,7 @@ def load_pipeline(model_uri: str, trusted_functions: tuple[str, ...] = ()) -> Pi
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
     except Exception as exc:
         raise RegistryError(
-            f"cannot load model {model_uri!r}: {_first_line(exc)}"
+            f"cannot load model {model_uri!r}: {first_line(exc)}"
         ) from None
 
     saved = next(local.rglob("*.skops"), None)
@@ -132,6 +140,9 @@ def _pip_requirements() -> list[str]:
     return pins
 
 
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+def trusted_hook_names(spec: UseCaseSpec) -> tuple[str, ...]:
+    """Dotted names of the hook functions a use case puts inside its models."""
+    if not spec.hooks.features:
+        return ()
+    function = load_callable(spec.hooks.features, spec.base_dir)
+    return (f"{function.__module__}.{function.__qualname__}",)

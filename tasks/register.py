@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from casework.errors import CaseworkError, RegistryError
+from casework.errors import CaseworkError, RegistryError, first_line
 from casework.tasks.evaluate import evaluate_metrics, is_better
 from casework.usecases.spec import MetricSpec
 
@@ -156,7 +156,7 @@ def register_version(
         version = mlflow.register_model(model_uri, model_name, tags=tags)
     except Exception as exc:
         raise RegistryError(
-            f"cannot register {model_name!r}: {_first_line(exc)}"
+            f"cannot register {model_name!r}: {first_line(exc)}"
         ) from None
 
     aliases = [CHALLENGER] + ([CHAMPION] if decision.promote else [])
@@ -172,7 +172,7 @@ def register_version(
         raise RegistryError(
             f"cannot describe or set aliases on {model_name!r} v{version.version} "
             "(version removed): "
-            f"{_first_line(exc)}"
+            f"{first_line(exc)}"
         ) from None
 
     logger.info(
@@ -188,8 +188,3 @@ def _ensure_registered_model(client: Any, name: str, description: str) -> None:
         client.get_registered_model(name)
     except MlflowException:
         client.create_registered_model(name, description=description or None)
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from casework.errors import RegistryError, SchemaError
+from casework.errors import RegistryError, SchemaError, first_line
 from casework.tasks.clean import coerce_numeric_text
 from casework.tasks.register import THRESHOLD_TAG
 
@@ -255,7 +255,7 @@ def _model_version(model_name: str, alias: str | None, version: str | None) -> A
     except MlflowException as exc:
         wanted = f"version {version}" if version is not None else f"alias {alias!r}"
         raise RegistryError(
-            f"registered model {model_name!r} has no {wanted}: {_first_line(exc)}; "
+            f"registered model {model_name!r} has no {wanted}: {first_line(exc)}; "
             f"list versions with 'casework models' or train one with 'casework run'"
         ) from None
 
@@ -267,7 +267,7 @@ def _model_info(uri: str) -> Any:
         return mlflow.models.get_model_info(uri)
     except Exception as exc:
         raise RegistryError(
-            f"cannot read the MLmodel file of {uri!r}: {_first_line(exc)}"
+            f"cannot read the MLmodel file of {uri!r}: {first_line(exc)}"
         ) from None
 
 
@@ -357,8 +357,3 @@ def _has_text(values: pd.Series) -> pd.Series:
     """True where a cell holds something other than a blank or a missing value."""
     text = values.astype("string").str.strip()
     return text.notna() & text.ne("")
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__

@@ -21,7 +21,7 @@ from typing import IO, Any, Literal
 
 import pandas as pd
 
-from casework.errors import DataError
+from casework.errors import DataError, first_line
 from casework.tasks.redact import redact_url
 from casework.usecases.spec import (
     CsvSource,
@@ -259,9 +259,7 @@ def _read_csv_chunks(
                 chunk.columns = [str(c).strip() for c in chunk.columns]
                 yield chunk
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(
-            f"{path}: not a readable CSV file: {_first_line(exc)}"
-        ) from None
+        raise DataError(f"{path}: not a readable CSV file: {first_line(exc)}") from None
 
 
 def _csv_header(path: Path, separator: str) -> list[str]:
@@ -270,9 +268,7 @@ def _csv_header(path: Path, separator: str) -> list[str]:
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty; expected a header row") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(
-            f"{path}: not a readable CSV file: {_first_line(exc)}"
-        ) from None
+        raise DataError(f"{path}: not a readable CSV file: {first_line(exc)}") from None
     return [str(c) for c in frame.columns]
 
 
@@ -286,7 +282,7 @@ def _read_parquet_chunks(
         parquet = pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises several unrelated types for bad files
         raise DataError(
-            f"{path}: not a readable Parquet file: {_first_line(exc)}"
+            f"{path}: not a readable Parquet file: {first_line(exc)}"
         ) from None
     _require(parquet.schema_arrow.names, columns, str(path))
     with contextlib.closing(parquet):
@@ -405,8 +401,3 @@ def _existing(path: Path | None) -> Path:
     if path is None or not path.is_file():
         raise DataError(f"{path}: input file not found")
     return path
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
-from casework.errors import DataError
+from casework.errors import DataError, first_line
 from casework.tasks.redact import redact_url
 from casework.usecases.spec import SqlSource
 
@@ -105,7 +105,7 @@ def create_engine(url: str) -> Engine:
         engine = sa.create_engine(expand_url(url), pool_pre_ping=True)
     except (ArgumentError, NoSuchModuleError, ValueError) as exc:
         raise DataError(
-            f"SQL URL {redact_url(url)!r} is not usable: {_first_line(exc)}; "
+            f"SQL URL {redact_url(url)!r} is not usable: {first_line(exc)}; "
             "expected e.g. postgresql+psycopg://user:${PGPASSWORD}@host:5432/db"
         ) from None
     if engine.dialect.name == "sqlite" and engine.dialect.driver == "pysqlite":
@@ -433,8 +433,3 @@ def _safe(exc: BaseException) -> str:
     original = getattr(exc, "orig", None) or exc
     text = str(original).strip()
     return redact_url(text.splitlines()[0][:300] if text else type(exc).__name__)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

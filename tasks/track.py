@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from casework.errors import TrackingError
+from casework.errors import TrackingError, first_line
 from casework.settings import artifact_location, tracking_uri
 
 __all__ = [
@@ -50,7 +50,7 @@ def connect(usecase: str) -> str:
         )
     except Exception as exc:
         raise TrackingError(
-            f"MLflow tracking at {_safe(uri)} cannot be reached or used: {_first_line(exc)}"
+            f"MLflow tracking at {_safe(uri)} cannot be reached or used: {first_line(exc)}"
         ) from None
 
 
@@ -128,8 +128,3 @@ def _safe(uri: str) -> str:
     from casework.tasks.redact import redact_url
 
     return redact_url(uri)
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__

@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from casework.errors import SpecError
+from casework.errors import SpecError, first_line
 
 __all__ = [
     "CsvSource",
@@ -320,7 +320,7 @@ def load_spec(path: Path) -> UseCaseSpec:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
-        raise SpecError(f"{path}{where}: not valid YAML: {_first_line(exc)}") from None
+        raise SpecError(f"{path}{where}: not valid YAML: {first_line(exc)}") from None
     if not isinstance(data, dict):
         raise SpecError(
             f"{path}: expected a mapping of fields, got {type(data).__name__}"
@@ -354,7 +354,3 @@ def _describe(exc: ValidationError, path: Path | None) -> str:
 
 def _is_union_tag(part: Any) -> bool:
     return part in {"csv", "parquet", "sql", "python"}
-
-
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
