@@ -40,7 +40,8 @@ def _reported() -> Iterator[None]:
     try:
         yield
     except CaseworkError as exc:
-        errors.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        errors.print("[bold red]error:[/] ", end="")
+        errors.print(str(exc), markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
 
 

@@ -135,8 +135,9 @@ class _ExpectedErrorFilter(logging.Filter):
 
 
 def quiet_expected_errors() -> None:
-    """Install the filter on every console handler Prefect has set up; call it after
-    Prefect is imported."""
+    """Install the filter on every console handler Prefect sets up when imported."""
+    import prefect.main  # noqa: F401 - importing it sets up Prefect's log handlers
+
     expected = _ExpectedErrorFilter()
     loggers = [logging.getLogger(), *map(logging.getLogger, _prefect_logger_names())]
     for handler in {h for lg in loggers for h in lg.handlers}:

@@ -11,6 +11,8 @@ import logging
 import os
 from pathlib import Path
 
+from casework.errors import CaseworkError
+
 __all__ = [
     "artifact_location",
     "casework_home",
@@ -70,7 +72,13 @@ def configure_environment() -> None:
     Variables the user has set are left alone.
     """
     home = casework_home()
-    home.mkdir(parents=True, exist_ok=True)
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CaseworkError(
+            f"{HOME_ENV}={home}: cannot use it as casework's home folder "
+            f"({exc.strerror}); point it at a writable folder"
+        ) from None
 
     os.environ.setdefault("PREFECT_HOME", str(home / "prefect"))
     for name, value in _PREFECT_DEFAULTS.items():

@@ -159,6 +159,8 @@ def score_rows(
 
     def scored() -> Iterator[pd.DataFrame]:
         for chunk in chunks:
+            if chunk.empty:  # a file with a header and no rows reads as one
+                continue
             frame, chunk_stats = score_frame(
                 chunk, model, id_columns, scored_at, source.describe()
             )

@@ -84,7 +84,24 @@ def _read_csv(path: Path, separator: str) -> pd.DataFrame:
         ) from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: not a readable CSV file: {first_line(exc)}") from None
+    if not isinstance(frame.index, pd.RangeIndex):  # over-long rows became an index
+        raise DataError(
+            f"{path}: rows have more fields than the {frame.shape[1]} of the header; "
+            "check the separator and the quoting"
+        )
+    _require_unique_header(path, separator)
     return _checked(frame, path)
+
+
+def _require_unique_header(path: Path, separator: str) -> None:
+    """pandas renames a repeated column name (``gender``, ``gender.1``): refuse it."""
+    header = pd.read_csv(
+        path, sep=separator, encoding="utf-8-sig", header=None, nrows=1
+    )
+    names = [str(name).strip() for name in header.iloc[0]]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise DataError(f"{path}: column names appear twice in the header: {repeated}")
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:

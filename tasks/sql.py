@@ -22,7 +22,12 @@ from urllib.parse import quote
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    NoSuchModuleError,
+    OperationalError,
+)
 
 from casework.errors import DataError, first_line
 from casework.tasks.redact import redact_url
@@ -251,7 +256,7 @@ def write_table(
             written = _write_in_transaction(
                 connection, frames, table, schema, mode, where
             )
-    except OperationalError as exc:
+    except DBAPIError as exc:  # the database refused: missing schema, rights, types...
         raise DataError(
             f"{where}: write failed and was rolled back: {_safe(exc)}"
         ) from None

@@ -13,7 +13,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from casework.errors import DataError
-from casework.usecases.spec import UseCaseSpec
+from casework.usecases.spec import BINARY_METRICS, MULTICLASS_METRICS, UseCaseSpec
 
 __all__ = ["QualityReport", "ValidData", "normalise_labels", "validate"]
 
@@ -21,6 +21,8 @@ logger = logging.getLogger(__name__)
 
 # A stratified split puts every class in train, validation and test: one row each.
 MIN_ROWS_PER_CLASS = 3
+# Below this, test metrics rest on a handful of rows and mean nothing.
+MIN_ROWS = 50
 
 
 @dataclass
@@ -103,6 +105,11 @@ def validate(frame: pd.DataFrame, spec: UseCaseSpec) -> ValidData:
         )
         frame = frame[has_target].reset_index(drop=True)
 
+    if len(frame) < MIN_ROWS:
+        raise DataError(
+            f"{spec.name}: {len(frame)} rows with a value in {target!r}; at least "
+            f"{MIN_ROWS} are needed to train, validate and test a model"
+        )
     labels, merged = normalise_labels(frame[target], spec.target.positive)
     classes, positive = _classes(labels, spec)
     report = _report(
@@ -204,7 +211,15 @@ def _classes(labels: pd.Series, spec: UseCaseSpec) -> tuple[list[str], str | Non
             f"({only!r}); a classifier needs at least two"
         )
     classes = sorted(counts.index.astype(str))
+    if len(classes) > 2 and spec.target.positive is not None:
+        raise DataError(
+            f"{spec.name}: target column {spec.target.column!r} has {len(classes)} labels "
+            f"{classes}, but the spec names a positive label ({spec.target.positive!r}), "
+            "so a binary target with 2 labels was expected; fix the stray labels or "
+            "drop 'positive' for a multi-class target"
+        )
     positive = _positive_label(classes, spec)
+    _require_metric_fits(classes, spec)
     _require_splittable(counts, spec)
     if positive is None:
         return classes, None
@@ -225,6 +240,20 @@ def _positive_label(classes: list[str], spec: UseCaseSpec) -> str | None:
             f"does not occur; the labels are {classes}"
         )
     return positive
+
+
+def _require_metric_fits(classes: list[str], spec: UseCaseSpec) -> None:
+    kind, fitting = (
+        ("binary", BINARY_METRICS)
+        if len(classes) == 2
+        else ("multi-class", MULTICLASS_METRICS)
+    )
+    if spec.metric.primary not in fitting:
+        raise DataError(
+            f"{spec.name}: metric.primary {spec.metric.primary!r} does not fit the "
+            f"{kind} target {spec.target.column!r} (labels {classes}); use one of "
+            f"{', '.join(fitting)}"
+        )
 
 
 def _require_splittable(counts: pd.Series, spec: UseCaseSpec) -> None:

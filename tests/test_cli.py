@@ -38,6 +38,18 @@ class TestList:
         assert "churn" in result.output and "Churn" in result.output
 
 
+class TestHome:
+    def test_unusable_home_is_one_line_naming_it(self, tmp_path):
+        not_a_folder = tmp_path / "file"
+        not_a_folder.write_text("")
+        result = CliRunner().invoke(
+            app, ["models", "churn"], env={"CASEWORK_HOME": str(not_a_folder)}
+        )
+        assert result.exit_code == 1
+        assert f"CASEWORK_HOME={not_a_folder}: cannot use it" in result.output
+        assert "Traceback" not in result.output
+
+
 class TestRedactUrl:
     def test_password_in_a_url_is_replaced(self):
         url = "postgresql+psycopg://scorer:s3cr%40t@db.internal:5432/sales"

@@ -63,6 +63,20 @@ class TestSpecValidation:
         with pytest.raises(SpecError, match="unknown metric 'auc'; expected one of"):
             load_spec(path)
 
+    def test_invalid_cron_names_the_field_and_the_expression(self, tmp_path):
+        path = _write(
+            tmp_path / "u.yaml", {**MINIMAL, "schedule": {"train": "61 25 * * 9"}}
+        )
+        with pytest.raises(
+            SpecError, match=r"'schedule.train': not a valid cron.*'61 25 \* \* 9'"
+        ):
+            load_spec(path)
+
+    def test_negative_seed_is_refused_at_load(self, tmp_path):
+        path = _write(tmp_path / "u.yaml", {**MINIMAL, "split": {"seed": -5}})
+        with pytest.raises(SpecError, match=r"'split.seed'.*-5"):
+            load_spec(path)
+
     def test_broken_yaml_names_the_line(self, tmp_path):
         path = tmp_path / "u.yaml"
         path.write_text("name: x\nsource: [unclosed\n", encoding="utf-8")

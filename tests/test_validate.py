@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from casework.errors import DataError
+from casework.tasks import validate as validate_stage
 from casework.tasks.validate import normalise_labels, validate
 from casework.usecases.spec import UseCaseSpec
 
@@ -39,6 +40,11 @@ class TestNormaliseLabels:
 
 
 class TestValidate:
+    @pytest.fixture(autouse=True)
+    def _few_rows_allowed(self, monkeypatch):
+        # These cases use a handful of rows; the minimum has its own test below.
+        monkeypatch.setattr(validate_stage, "MIN_ROWS", 1)
+
     def test_target_is_encoded_with_positive_as_one(self):
         data = validate.fn(_frame(["Yes", " yes", "No", "YES", "no", "NO"]), _spec())
         assert data.classes == ["No", "Yes"]
@@ -86,3 +92,28 @@ class TestValidate:
         assert report.empty_columns == ["gap"]
         assert report.missing_cells["gap"] == 6
         assert report.class_balance == {"No": 3, "Yes": 3}
+
+
+class TestTargetSanity:
+    def test_too_few_rows_are_refused(self):
+        with pytest.raises(
+            DataError, match=r"10 rows with a value in 'Churn'; at least 50"
+        ):
+            validate.fn(_frame(["Yes", "No"] * 5), _spec())
+
+    def test_all_blank_target_is_refused_not_crashed(self):
+        with pytest.raises(DataError, match=r"0 rows with a value in 'Churn'"):
+            validate.fn(_frame([" "] * 60), _spec())
+
+    def test_stray_third_label_in_a_binary_target_is_named(self):
+        labels = ["Yes", "No"] * 30 + ["Maybe"] * 6
+        with pytest.raises(
+            DataError, match=r"3 labels \['Maybe', 'No', 'Yes'\].*positive"
+        ):
+            validate.fn(_frame(labels), _spec())
+
+    def test_binary_metric_on_a_multi_class_target_is_refused(self):
+        labels = ["a", "b", "c"] * 20
+        spec = _spec(target={"column": "Churn"}, metric={"primary": "roc_auc"})
+        with pytest.raises(DataError, match=r"'roc_auc' does not fit the multi-class"):
+            validate.fn(_frame(labels), spec)

@@ -22,7 +22,7 @@ def _spec(**fields: object) -> UseCaseSpec:
     return UseCaseSpec.model_validate({**base, **fields})
 
 
-def _frame(n: int = 30, seed: int = 0) -> pd.DataFrame:
+def _frame(n: int = 60, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     return pd.DataFrame(
         {
@@ -37,18 +37,20 @@ def _frame(n: int = 30, seed: int = 0) -> pd.DataFrame:
 class TestRareClasses:
     def test_a_class_of_one_row_is_a_clear_error_naming_it(self):
         frame = _frame()
-        frame.loc[:9, "label"] = "a"
-        frame.loc[10:28, "label"] = "b"
-        frame.loc[29, "label"] = "lonely"
+        frame.loc[:29, "label"] = "a"
+        frame.loc[30:58, "label"] = "b"
+        frame.loc[59, "label"] = "lonely"
+        spec = _spec(metric={"primary": "macro_f1"})
         with pytest.raises(DataError, match=r"'lonely' \(1 row\).*at least 3 rows"):
-            validate.fn(frame, _spec())
+            validate.fn(frame, spec)
 
     def test_three_rows_per_class_are_enough_to_split(self):
         frame = _frame()
-        frame["label"] = ["a"] * 12 + ["b"] * 15 + ["c"] * 3
-        data = validate.fn(frame, _spec())
-        parts = split.fn(data, _spec().split)
-        assert len(parts.train) + len(parts.validation) + len(parts.test) == 30
+        frame["label"] = ["a"] * 27 + ["b"] * 30 + ["c"] * 3
+        spec = _spec(metric={"primary": "macro_f1"})
+        data = validate.fn(frame, spec)
+        parts = split.fn(data, spec.split)
+        assert len(parts.train) + len(parts.validation) + len(parts.test) == 60
 
 
 class TestTimeSplitColumn:
@@ -62,7 +64,7 @@ class TestTimeSplitColumn:
 
     def test_unparsable_times_are_an_error_showing_one(self):
         frame = _frame()
-        frame["when"] = pd.date_range("2024-01-01", periods=30).astype(str)
+        frame["when"] = pd.date_range("2024-01-01", periods=60).astype(str)
         frame.loc[7, "when"] = "last tuesday"
         spec = _spec(split={"strategy": "time", "column": "when"})
         data = validate.fn(frame, spec)

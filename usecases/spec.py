@@ -120,7 +120,7 @@ class SplitSpec(_Strict):
     strategy: Literal["stratified", "random", "time"] = "stratified"
     test_size: float = Field(default=0.2, gt=0.0, lt=0.5)
     validation_size: float = Field(default=0.2, gt=0.0, lt=0.5)
-    seed: int = 42
+    seed: int = Field(default=42, ge=0)
     column: str | None = None
 
     @model_validator(mode="after")
@@ -197,6 +197,24 @@ class ScheduleSpec(_Strict):
 
     train: str | None = None
     score: str | None = None
+
+    @field_validator("train", "score")
+    @classmethod
+    def _valid_cron(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        from datetime import datetime
+
+        from cronsim import CronSim, CronSimError
+
+        try:
+            CronSim(value, datetime(2026, 1, 1))
+        except CronSimError:
+            raise ValueError(
+                "not a valid cron expression: expected five fields, minute hour "
+                "day-of-month month day-of-week, e.g. '0 3 * * 1'"
+            ) from None
+        return value
 
 
 class HooksSpec(_Strict):

@@ -116,6 +116,57 @@ class TestScoreCommand:
         assert len(errors) == 1 and "['tenure', 'Contract']" in errors[0]
         assert output.read_text() == "previous,good,scores\n"
 
+    def test_a_header_only_file_is_one_clear_error(
+        self, cli, churn_model, new_customers, tmp_path
+    ):
+        from casework.cli import app
+
+        header_only = tmp_path / "header.csv"
+        header_only.write_text(new_customers.read_text().splitlines()[0] + "\n")
+        output = tmp_path / "scores.csv"
+
+        result = cli.invoke(
+            app,
+            ["score", "churn", "--input", str(header_only), "--output", str(output)],
+        )
+
+        assert result.exit_code == 1
+        assert "header.csv: no rows to score" in result.output
+        assert not output.exists()
+
+    def test_a_failing_run_prints_no_traceback_on_the_console(
+        self, casework_env, churn_model, new_customers, tmp_path
+    ):
+        import os
+        import subprocess
+        import sys
+
+        broken = tmp_path / "broken.csv"
+        pd.read_csv(new_customers).drop(columns=["tenure"]).to_csv(broken, index=False)
+        casework = Path(sys.executable).with_name("casework")
+
+        result = subprocess.run(
+            [
+                str(casework),
+                "score",
+                "churn",
+                "-i",
+                str(broken),
+                "-o",
+                str(tmp_path / "o.csv"),
+            ],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ),
+            timeout=300,
+        )
+
+        assert result.returncode == 1
+        console = result.stdout + result.stderr
+        assert "Traceback" not in console
+        errors = [line for line in console.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and "'tenure'" in errors[0]
+
     def test_a_pinned_version_scores_parquet_in_chunks(
         self, churn_model, churn_frame, tmp_path
     ):

@@ -107,6 +107,14 @@ class TestWriting:
         sql.write_table([_frame(2, 3)], pg_url, "scores", pg_schema, "append")
         assert _count(pg_url, "scores", pg_schema) == 5
 
+    def test_a_schema_that_does_not_exist_is_one_clear_error(self, pg_url):
+        with pytest.raises(
+            DataError, match=r"write failed and was rolled back: .*schema"
+        ):
+            sql.write_table(
+                [_frame(3)], pg_url, "scores", "no_such_schema_zz", "append"
+            )
+
     def test_replace_swaps_in_the_new_rows(self, pg_url, pg_schema):
         sql.write_table([_frame(3)], pg_url, "scores", pg_schema, "append")
         sql.write_table(

@@ -1,0 +1,43 @@
+"""Reading a use case's source: files that look like CSV but are not quite."""
+
+from __future__ import annotations
+
+import pytest
+
+from casework.errors import DataError
+from casework.tasks.ingest import read_source
+from casework.usecases.spec import UseCaseSpec
+
+
+def _spec(path) -> UseCaseSpec:
+    return UseCaseSpec.model_validate(
+        {
+            "name": "demo",
+            "source": {"kind": "csv", "path": str(path)},
+            "target": {"column": "y"},
+        }
+    )
+
+
+class TestCsvShape:
+    def test_a_repeated_column_name_is_refused(self, tmp_path):
+        path = tmp_path / "dup.csv"
+        path.write_text("gender,age,gender,y\nF,30,M,1\n")
+        with pytest.raises(
+            DataError, match=r"dup.csv: column names appear twice.*'gender'"
+        ):
+            read_source(_spec(path))
+
+    def test_rows_longer_than_the_header_are_refused(self, tmp_path):
+        path = tmp_path / "ragged.csv"
+        path.write_text("a,b,y\n1,2,3,4,5\n1,2,0\n")
+        with pytest.raises(
+            DataError, match=r"ragged.csv: rows have more fields than the 3"
+        ):
+            read_source(_spec(path))
+
+    def test_a_byte_order_mark_does_not_reach_the_first_column_name(self, tmp_path):
+        path = tmp_path / "bom.csv"
+        path.write_bytes("\ufeffa,y\n1,0\n".encode())
+        frame, _ = read_source(_spec(path))
+        assert list(frame.columns) == ["a", "y"]
