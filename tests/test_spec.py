@@ -43,7 +43,9 @@ class TestSpecValidation:
 
     def test_unknown_field_is_refused(self, tmp_path):
         path = _write(tmp_path / "u.yaml", {**MINIMAL, "taget": {"column": "x"}})
-        with pytest.raises(SpecError, match=r"field 'taget': Extra inputs"):
+        with pytest.raises(
+            SpecError, match=r"field 'taget' of use case 'returns': Extra inputs"
+        ):
             load_spec(path)
 
     def test_threshold_strategy_needs_its_setting(self, tmp_path):
@@ -68,7 +70,8 @@ class TestSpecValidation:
             tmp_path / "u.yaml", {**MINIMAL, "schedule": {"train": "61 25 * * 9"}}
         )
         with pytest.raises(
-            SpecError, match=r"'schedule.train': not a valid cron.*'61 25 \* \* 9'"
+            SpecError,
+            match=r"'schedule.train' of use case 'returns': not a valid cron.*'61 25 \* \* 9'",
         ):
             load_spec(path)
 

@@ -350,13 +350,14 @@ def _validate(data: dict[str, Any], path: Path | None) -> UseCaseSpec:
     try:
         spec = UseCaseSpec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(_describe(exc, path)) from None
+        raise SpecError(_describe(exc, path, data.get("name"))) from None
     spec._spec_path = path.resolve() if path else None
     return spec
 
 
-def _describe(exc: ValidationError, path: Path | None) -> str:
-    """One line for the first problem of a validation error, naming file and field."""
+def _describe(exc: ValidationError, path: Path | None, name: Any = None) -> str:
+    """One line for the first problem of a validation error, naming file, field and,
+    when it has one, the use case."""
     error = exc.errors()[0]
     field = ".".join(str(part) for part in error["loc"] if not _is_union_tag(part))
     message = re.sub(r"^Value error, ", "", error["msg"])
@@ -367,7 +368,8 @@ def _describe(exc: ValidationError, path: Path | None) -> str:
     more = len(exc.errors()) - 1
     tail = f"; and {more} more problem{'s' if more > 1 else ''}" if more else ""
     where = f"{path}: " if path else ""
-    return f"{where}field {field or '<top>'!r}: {message}{shown}{tail}"
+    owner = f" of use case {name!r}" if isinstance(name, str) and name else ""
+    return f"{where}field {field or '<top>'!r}{owner}: {message}{shown}{tail}"
 
 
 def _is_union_tag(part: Any) -> bool:
