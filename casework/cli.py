@@ -64,9 +64,10 @@ def _prepare(start_prefect: bool = False) -> Any:
     # Servers named in the environment answer before anything starts
     check_prefect_api()
     check_mlflow_server(tracking_uri())
-    warming = warm_up_prefect()
+    # Prefect is imported here first: importing it from two threads at once can
+    # deadlock its plugin loading.
     quiet_expected_errors()
-    return warming
+    return warm_up_prefect()
 
 
 @app.command("list")

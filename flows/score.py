@@ -104,6 +104,11 @@ def score(
     spec = load_usecase(usecase)
     source = input_endpoint(spec, input, input_table, input_query)
     sink = output_endpoint(spec, output, output_table, mode)
+    if source.path is not None and source.path == sink.path:
+        raise DataError(
+            f"{sink.path}: the output would replace the input being read; "
+            "write the scores to another file"
+        )
     rows_per_chunk = chunk_rows or spec.scoring.chunk_rows
     experiment_id = track.connect(spec.name)
 

@@ -12,10 +12,12 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
 from casework import __version__
+from casework.errors import DataError, first_line
 from casework.tasks import track
 from casework.tasks.candidates import check_candidates
 from casework.tasks.card import ModelCard, card_summary, log_card
@@ -268,7 +270,7 @@ def _training_rows(spec: UseCaseSpec, data: ValidData, parts: Split) -> Training
         if spec.hooks.features
         else None
     )
-    cleaner = TabularCleaner().fit(hook(X_train) if hook else X_train)
+    cleaner = TabularCleaner().fit(_apply_features_hook(hook, X_train, spec))
     return TrainingRows(
         X_train=X_train,
         y_train=data.y[parts.train],
@@ -279,6 +281,25 @@ def _training_rows(spec: UseCaseSpec, data: ValidData, parts: Split) -> Training
         validation_fn_costs=_rows_of(data.false_negative_costs, parts.validation),
         class_names=list(data.classes),
     )
+
+
+def _apply_features_hook(hook: Any, X: Any, spec: UseCaseSpec) -> Any:
+    """The training rows through the features hook, which must give back a frame."""
+    if hook is None:
+        return X
+    try:
+        featured = hook(X.copy())
+    except Exception as exc:  # the user's code: any failure is reported in one line
+        raise DataError(
+            f"hook {spec.hooks.features!r} failed on the training rows: "
+            f"{type(exc).__name__}: {first_line(exc)}"
+        ) from None
+    if not isinstance(featured, pd.DataFrame):
+        raise DataError(
+            f"hook {spec.hooks.features!r} returned {type(featured).__name__}, "
+            "expected a pandas DataFrame"
+        )
+    return featured
 
 
 def _register(

@@ -98,7 +98,12 @@ class TabularCleaner(TransformerMixin, BaseEstimator):
 
 
 def coerce_numeric_text(column: pd.Series) -> pd.Series:
-    """Numbers as float64, parsing text; blank or unparsable cells become NaN."""
+    """Numbers as float64, parsing text; blank or unparsable cells, and dates, become
+    NaN."""
+    if pd.api.types.is_datetime64_any_dtype(
+        column
+    ) or pd.api.types.is_timedelta64_dtype(column):
+        return pd.Series(np.nan, index=column.index, dtype="float64")
     if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
         return column.astype("float64")
     text = column.astype("object").where(column.notna(), None)

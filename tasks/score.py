@@ -170,6 +170,10 @@ def enforce_schema(
     unparsable: Counter[str] = Counter()
     for column in model.numeric_columns:
         values = X[column]
+        if _is_time(values):  # a date is not a number: scored as missing, counted
+            unparsable[column] = int(values.notna().sum())
+            X[column] = coerce_numeric_text(values)
+            continue
         if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(
             values
         ):
@@ -182,6 +186,12 @@ def enforce_schema(
             unparsable[column] = bad
         X[column] = parsed
     return X, unparsable
+
+
+def _is_time(values: pd.Series) -> bool:
+    return pd.api.types.is_datetime64_any_dtype(
+        values
+    ) or pd.api.types.is_timedelta64_dtype(values)
 
 
 def require_columns(

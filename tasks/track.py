@@ -113,7 +113,9 @@ def log_dataset(frame: pd.DataFrame, name: str, source: str, fingerprint: str) -
     with warnings.catch_warnings():
         # MLflow hints that integer columns cannot hold blanks; the model's own
         # signature declares numbers as floats, this record of the data need not.
-        warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
+        warnings.filterwarnings(
+            "ignore", message=".*integer column", category=UserWarning
+        )
         dataset = mlflow.data.from_pandas(frame, name=name, digest=fingerprint)
         mlflow.log_input(dataset, context="training", tags={"source": _safe(source)})
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import cloudpickle
 
-from casework.errors import SpecError
+from casework.errors import SpecError, first_line
 
 __all__ = ["load_callable"]
 
@@ -63,7 +63,14 @@ def _import_file(path: Path, reference: str) -> Any:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # any error in the user's file: syntax, imports, ...
+        del sys.modules[module_name]
+        raise SpecError(
+            f"hook {reference!r}: {path} cannot be loaded: {type(exc).__name__}: "
+            f"{first_line(exc)}"
+        ) from None
     # Worker processes (Dask) cannot import this module by name: ship its functions
     # by value when tasks holding them are pickled.
     cloudpickle.register_pickle_by_value(module)

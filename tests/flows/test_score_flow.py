@@ -134,6 +134,53 @@ class TestScoreCommand:
         assert "header.csv: no rows to score" in result.output
         assert not output.exists()
 
+    def test_a_repeated_column_name_is_refused(
+        self, cli, churn_model, new_customers, tmp_path
+    ):
+        from casework.cli import app
+
+        text = new_customers.read_text().splitlines()
+        repeated = tmp_path / "repeated.csv"
+        repeated.write_text(
+            "\n".join([text[0] + ",tenure", *(line + ",999" for line in text[1:50])])
+            + "\n"
+        )
+
+        result = cli.invoke(
+            app, ["score", "churn", "-i", str(repeated), "-o", str(tmp_path / "o.csv")]
+        )
+
+        assert result.exit_code == 1
+        assert "column names appear twice in the header: ['tenure']" in result.output
+
+    def test_scoring_into_the_input_file_is_refused(
+        self, cli, churn_model, new_customers
+    ):
+        from casework.cli import app
+
+        before = new_customers.read_text()
+        result = cli.invoke(
+            app, ["score", "churn", "-i", str(new_customers), "-o", str(new_customers)]
+        )
+
+        assert result.exit_code == 1
+        assert "the output would replace the input" in result.output
+        assert new_customers.read_text() == before
+
+    def test_dates_in_a_numeric_column_are_counted_not_scored_as_numbers(
+        self, churn_model, churn_frame
+    ):
+        from casework.tasks.score import enforce_schema, resolve_model
+
+        model = resolve_model("churn", alias="champion")
+        rows = churn_frame.drop(columns="Churn").head(5).copy()
+        rows["tenure"] = pd.Timestamp("2024-01-01")
+
+        X, unparsable = enforce_schema(rows, model)
+
+        assert unparsable["tenure"] == 5
+        assert X["tenure"].isna().all()
+
     def test_a_failing_run_prints_no_traceback_on_the_console(
         self, casework_env, churn_model, new_customers, tmp_path
     ):
