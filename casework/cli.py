@@ -530,30 +530,7 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         errors.print("interrupted")
-        _exit(130)
-    except SystemExit as exc:
-        _exit(exc.code)
-
-
-def _exit(code: int | str | None) -> None:
-    """Exit once every exit handler has run, skipping the interpreter's teardown.
-
-    After a flow, tearing down the modules and threads Prefect, MLflow and torch leave
-    behind takes seconds and does nothing useful: the handlers have already stopped
-    Prefect's local server, flushed logs and closed files.
-    """
-    import atexit
-    import os
-
-    if isinstance(code, str):
-        errors.print(code)
-        code = 1
-    sys.stdout.flush()
-    sys.stderr.flush()
-    atexit._run_exitfuncs()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code or 0)
+        sys.exit(130)
 
 
 if __name__ == "__main__":
