@@ -4,6 +4,7 @@ pick the winner and its threshold), stratified, random or by time."""
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,7 +114,11 @@ def _time_values(order: pd.Series, column: str | None) -> np.ndarray:
         )
     if pd.api.types.is_numeric_dtype(order):
         return order.to_numpy(dtype=np.float64)
-    parsed = pd.to_datetime(order, errors="coerce", utc=True)
+    with warnings.catch_warnings():
+        # pandas warns that it guesses the format per value; bad values are reported
+        # below in one line.
+        warnings.simplefilter("ignore", UserWarning)
+        parsed = pd.to_datetime(order, errors="coerce", utc=True)
     bad = order[parsed.isna()]
     if not bad.empty:
         raise DataError(

@@ -106,6 +106,14 @@ class TestDiscovery:
         path = _write(tmp_path / "returns.yaml", MINIMAL)
         assert load_usecase(str(path)).name == "returns"
 
+    def test_a_use_case_folder_loads_its_usecase_yaml(self, tmp_path):
+        _write(tmp_path / "usecase.yaml", MINIMAL)
+        assert load_usecase(str(tmp_path)).name == "returns"
+
+    def test_a_folder_without_a_spec_is_named(self, tmp_path):
+        with pytest.raises(SpecError, match=r"usecase.yaml: use-case spec not found"):
+            load_usecase(str(tmp_path))
+
     def test_installed_plugin_is_found_through_entry_points(
         self, tmp_path, monkeypatch
     ):

@@ -55,6 +55,9 @@ def load_usecase(name_or_path: str | Path) -> UseCaseSpec:
     text = str(name_or_path)
     if text.endswith((".yaml", ".yml")) or Path(text).is_file():
         return load_spec(Path(text))
+    folder = Path(text)
+    if (folder / SPEC_FILE).is_file() or (folder.is_dir() and "/" in text):
+        return load_spec(folder / SPEC_FILE)  # a use case's folder
 
     known = available_usecases()
     if text not in known:
