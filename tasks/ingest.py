@@ -15,7 +15,7 @@ from casework.errors import DataError, first_line
 from casework.usecases.hooks import load_callable
 from casework.usecases.spec import CsvSource, ParquetSource, PythonSource, UseCaseSpec
 
-__all__ = ["RawData", "fingerprint", "ingest", "read_source"]
+__all__ = ["RawData", "fingerprint", "ingest", "read_source", "require_unique_names"]
 
 logger = logging.getLogger(__name__)
 
@@ -98,10 +98,15 @@ def _require_unique_header(path: Path, separator: str) -> None:
     header = pd.read_csv(
         path, sep=separator, encoding="utf-8-sig", header=None, nrows=1
     )
-    names = [str(name).strip() for name in header.iloc[0]]
-    repeated = sorted({name for name in names if names.count(name) > 1})
+    require_unique_names([str(name) for name in header.iloc[0]], path)
+
+
+def require_unique_names(names: list[str], where: object) -> None:
+    """Refuse column names that appear twice (after stripping spaces)."""
+    stripped = [name.strip() for name in names]
+    repeated = sorted({name for name in stripped if stripped.count(name) > 1})
     if repeated:
-        raise DataError(f"{path}: column names appear twice in the header: {repeated}")
+        raise DataError(f"{where}: column names appear twice in the header: {repeated}")
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:

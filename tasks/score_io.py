@@ -22,6 +22,7 @@ from typing import IO, Any, Literal
 import pandas as pd
 
 from casework.errors import DataError, first_line
+from casework.tasks.ingest import require_unique_names
 from casework.tasks.redact import redact_url
 from casework.usecases.spec import (
     CsvSource,
@@ -282,16 +283,8 @@ def _csv_header(path: Path, separator: str) -> list[str]:
     first_row = pd.read_csv(
         path, sep=separator, encoding="utf-8-sig", header=None, nrows=1
     )
-    _require_unique_names([str(name) for name in first_row.iloc[0]], path)
+    require_unique_names([str(name) for name in first_row.iloc[0]], path)
     return [str(c) for c in frame.columns]
-
-
-def _require_unique_names(names: list[str], path: Path) -> None:
-    """pandas renames a repeated column (``tenure``, ``tenure.1``): refuse it instead."""
-    stripped = [name.strip() for name in names]
-    repeated = sorted({name for name in stripped if stripped.count(name) > 1})
-    if repeated:
-        raise DataError(f"{path}: column names appear twice in the header: {repeated}")
 
 
 def _read_parquet_chunks(
@@ -306,7 +299,7 @@ def _read_parquet_chunks(
         raise DataError(
             f"{path}: not a readable Parquet file: {first_line(exc)}"
         ) from None
-    _require_unique_names(list(parquet.schema_arrow.names), path)
+    require_unique_names(list(parquet.schema_arrow.names), path)
     _require(parquet.schema_arrow.names, columns, str(path))
     with contextlib.closing(parquet):
         for batch in parquet.iter_batches(batch_size=chunk_rows, columns=columns):

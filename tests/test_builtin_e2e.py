@@ -65,17 +65,9 @@ class TestQuality:
         from casework.tasks.model_store import load_pipeline
 
         raw = _raw("quality")
-        fault = raw[
-            [
-                "Pastry",
-                "Z_Scratch",
-                "K_Scatch",
-                "Stains",
-                "Dirtiness",
-                "Bumps",
-                "Other_Faults",
-            ]
-        ].idxmax(axis=1)
+        from casework.usecases.quality.hooks import FAULT_COLUMNS
+
+        fault = raw[list(FAULT_COLUMNS)].idxmax(axis=1)
         sample = raw.groupby(fault, group_keys=False).sample(frac=0.2, random_state=3)
         path = _sample_spec(tmp_path, "quality", sample)
 
