@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -39,4 +41,29 @@ def registered_versions(name: str) -> list[object]:
         MlflowClient(os.environ["MLFLOW_TRACKING_URI"]).search_model_versions(
             f"name = '{name}'"
         )
+    )
+
+
+CASEWORK = str(Path(sys.executable).parent / "casework")
+
+
+def run_casework(
+    *args: str, home: Path, timeout: float = 120, **env_changes: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the ``casework`` console script with a private home and no servers, as a
+    user at a shell would (Prefect's console output included)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PREFECT_", "MLFLOW_", "CASEWORK_"))
+    }
+    env.update(CASEWORK_HOME=str(home), **env_changes)
+    return subprocess.run(
+        [CASEWORK, *args],
+        env=env,
+        cwd=home,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )

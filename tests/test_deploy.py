@@ -3,9 +3,6 @@ with the specs, and ``casework deploy``'s answers to bad input (no server needed
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,31 +19,11 @@ from casework.flows.deploy import (
     to_runner_deployments,
 )
 from casework.usecases import available_usecases, load_spec
-from tests.helpers import write_usecase
+from tests.helpers import run_casework, write_usecase
 from tests.stack.servers import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 PREFECT_YAML = REPO / "prefect.yaml"
-CASEWORK = str(Path(sys.executable).parent / "casework")
-
-
-def _casework(*args: str, home: Path, **env_changes: str):
-    """Run the ``casework`` console script with a private home and no servers."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("PREFECT_", "MLFLOW_", "CASEWORK_"))
-    }
-    env.update(CASEWORK_HOME=str(home), **env_changes)
-    return subprocess.run(
-        [CASEWORK, *args],
-        env=env,
-        cwd=home,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def _one_line(stderr: str) -> str:
@@ -182,7 +159,7 @@ class TestPrefectYaml:
     def test_write_option_writes_a_file_prefect_can_read(self, tmp_path):
         target = tmp_path / "prefect.yaml"
 
-        completed = _casework(
+        completed = run_casework(
             "deploy", "churn", "--write-prefect-yaml", str(target), home=tmp_path
         )
 
@@ -202,7 +179,7 @@ class TestDeployCommandErrors:
     ):
         spec = write_usecase(tmp_path, "nightly", None, schedule={"train": "0 3 * * 8"})
 
-        completed = _casework("deploy", str(spec), home=tmp_path)
+        completed = run_casework("deploy", str(spec), home=tmp_path)
 
         assert completed.returncode == 1
         line = _one_line(completed.stderr)
@@ -211,7 +188,7 @@ class TestDeployCommandErrors:
         assert "'0 3 * * 8'" in line
 
     def test_without_prefect_server_says_one_is_needed(self, tmp_path):
-        completed = _casework("deploy", "churn", home=tmp_path)
+        completed = run_casework("deploy", "churn", home=tmp_path)
 
         assert completed.returncode == 1
         line = _one_line(completed.stderr)
@@ -220,7 +197,7 @@ class TestDeployCommandErrors:
     def test_unreachable_prefect_api_is_named_in_one_line(self, tmp_path):
         url = f"http://127.0.0.1:{free_port()}/api"
 
-        completed = _casework("deploy", "churn", home=tmp_path, PREFECT_API_URL=url)
+        completed = run_casework("deploy", "churn", home=tmp_path, PREFECT_API_URL=url)
 
         assert completed.returncode == 1
         assert url in _one_line(completed.stderr)

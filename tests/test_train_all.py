@@ -4,9 +4,6 @@ answers when a server named in the environment is down."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,12 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from casework.cli import app
-from tests.helpers import registered_versions, write_usecase
+from tests.helpers import registered_versions, run_casework, write_usecase
 from tests.stack.servers import free_port
 
 pytestmark = pytest.mark.e2e
-
-CASEWORK = str(Path(sys.executable).parent / "casework")
 
 
 @pytest.fixture(scope="module")
@@ -119,22 +114,8 @@ class TestRunAllCommand:
 
 
 def _run_cli(*args: str, home: Path, **env_changes: str):
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("PREFECT_", "MLFLOW_", "CASEWORK_"))
-    }
-    env.update(CASEWORK_HOME=str(home), **env_changes)
     started = time.monotonic()
-    completed = subprocess.run(
-        [CASEWORK, *args],
-        env=env,
-        cwd=home,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    completed = run_casework(*args, home=home, **env_changes)
     return completed, time.monotonic() - started
 
 
