@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from casework.errors import CaseworkError
+from casework.errors import CaseworkError, DataError
 
 __all__ = ["app", "main"]
 
@@ -344,7 +344,14 @@ def score(
             raise DataError(f"--mode {mode!r} is not known; expected append or replace")
         if alias and version:
             raise DataError("give --alias or --version, not both")
-        load_usecase(usecase)  # a bad name or spec fails before anything starts
+        if version and not version.isdigit():
+            raise DataError(
+                f"--version {version!r}: expected a version number such as 3"
+            )
+        spec = load_usecase(usecase)  # a bad name or spec fails before anything starts
+        _check_endpoints(
+            spec, input, input_table, input_query, output, output_table, mode
+        )
         warming = _prepare(start_prefect=True)
         from casework.flows.score import score as score_flow
 
@@ -497,6 +504,22 @@ def _print_score_summary(summary: dict[str, Any]) -> None:
             counts = ", ".join(f"{c}: {n:,}" for c, n in summary[key].items())
             console.print(f"[yellow]note:[/] {text}: {counts}")
     console.print(f"MLflow run {summary['run_id']}")
+
+
+def _check_endpoints(spec: Any, *arguments: str) -> None:
+    """Inputs and outputs that cannot work fail here, before Prefect starts: an input
+    file that is not there, a ``${VAR}`` that is not set, a suffix casework cannot write."""
+    from casework.tasks.score_io import input_endpoint, output_endpoint
+    from casework.tasks.sql import expand_url
+
+    input, input_table, input_query, output, output_table, mode = arguments
+    source = input_endpoint(spec, input, input_table, input_query)
+    sink = output_endpoint(spec, output, output_table, mode or None)
+    if source.path is not None and not source.path.is_file():
+        raise DataError(f"{source.path}: input file not found")
+    for endpoint in (source, sink):
+        if endpoint.url:
+            expand_url(endpoint.url)
 
 
 def _print_all_summary(outcomes: list[dict[str, Any]]) -> None:

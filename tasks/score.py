@@ -265,7 +265,8 @@ def _model_version(model_name: str, alias: str | None, version: str | None) -> A
     except MlflowException as exc:
         wanted = f"version {version}" if version is not None else f"alias {alias!r}"
         raise RegistryError(
-            f"registered model {model_name!r} has no {wanted}: {first_line(exc)}; "
+            f"registered model {model_name!r} has no {wanted} "
+            f"({first_line(exc).rstrip('.')}); "
             f"list versions with 'casework models' or train one with 'casework run'"
         ) from None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from casework.cli import app
@@ -48,6 +49,38 @@ class TestHome:
         assert result.exit_code == 1
         assert f"CASEWORK_HOME={not_a_folder}: cannot use it" in result.output
         assert "Traceback" not in result.output
+
+
+class TestScoreArgumentsCheckedBeforePrefectStarts:
+    @pytest.fixture(autouse=True)
+    def _prefect_logging_on_the_real_stderr(self):
+        # Prefect binds its console handler to sys.stderr when first imported; inside
+        # CliRunner that is a stream closed after the call, which breaks later tests.
+        import prefect.main  # noqa: F401
+
+    def _score(self, tmp_path, *args: str):
+        return CliRunner().invoke(
+            app, ["score", "churn", *args], env={"CASEWORK_HOME": str(tmp_path)}
+        )
+
+    def test_missing_input_file_is_named(self, tmp_path):
+        result = self._score(tmp_path, "-i", str(tmp_path / "nope.csv"), "-o", "x.csv")
+        assert result.exit_code == 1
+        assert "nope.csv: input file not found" in result.output
+        assert not (tmp_path / "prefect").exists()
+
+    def test_unset_variable_in_a_sql_url_is_named(self, tmp_path, monkeypatch):
+        monkeypatch.delenv("NOPE_VAR", raising=False)
+        result = self._score(
+            tmp_path, "-i", "${NOPE_VAR}", "--input-table", "t", "-o", "x.csv"
+        )
+        assert result.exit_code == 1
+        assert "needs the environment variable NOPE_VAR" in result.output
+
+    def test_version_that_is_not_a_number_is_refused(self, tmp_path):
+        result = self._score(tmp_path, "--version", "abc", "-i", "x.csv", "-o", "y.csv")
+        assert result.exit_code == 1
+        assert "--version 'abc': expected a version number" in result.output
 
 
 class TestRedactUrl:
