@@ -394,30 +394,25 @@ def models(
                 f"'casework run {spec.name}'."
             )
             return
-        table = Table(
+        metric = rows[0]["metric"]
+        table = Table(title=f"models:/{spec.model_name}", box=None)
+        for header in (
             "version",
             "aliases",
-            "metric",
-            "test score",
-            "fingerprint",
+            f"test {metric}",
             "created (UTC)",
-            "run id",
-            title=f"models:/{spec.model_name}",
-        )
+            "data",
+            "run",
+        ):
+            table.add_column(header, no_wrap=True)
         for row in rows:
             table.add_row(
-                *[
-                    str(row[key])
-                    for key in (
-                        "version",
-                        "aliases",
-                        "metric",
-                        "score",
-                        "fingerprint",
-                        "created",
-                        "run_id",
-                    )
-                ]
+                str(row["version"]),
+                str(row["aliases"]),
+                str(row["score"])[:6],
+                str(row["created"])[5:],
+                str(row["fingerprint"])[:8],
+                str(row["run_id"])[:8],
             )
         console.print(table)
 
