@@ -36,14 +36,6 @@ _SCHEDULED_RUNS_SECONDS = 60.0
 _POLL_SECONDS = 0.5
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Stack]:
-    """A Prefect server and an MLflow server, started once for this module."""
-    admin_url = servers.require_postgres()
-    with servers.running_stack(tmp_path_factory.mktemp("stack"), admin_url) as running:
-        yield running
-
-
 def _casework_env(stack: servers.Stack, home: Path) -> dict[str, str]:
     (home / "prefect").mkdir(parents=True, exist_ok=True)
     env = stack.client_env(home / "prefect")

@@ -7,7 +7,6 @@ import math
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -91,15 +90,6 @@ print(json.dumps({
 """
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Stack]:
-    """Both servers, started once for this module."""
-    admin_url = servers.require_postgres()
-    workdir = tmp_path_factory.mktemp("stack")
-    with servers.running_stack(workdir, admin_url) as running:
-        yield running
-
-
 def _database_exists(admin_url: str, database_url: str) -> bool:
     name = database_url.rsplit("/", 1)[-1]
     with psycopg.connect(admin_url) as conn:
@@ -125,15 +115,7 @@ class TestRunningStack:
         from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 
         marker = uuid.uuid4().hex
-        completed = subprocess.run(
-            [sys.executable, "-c", _FLOW_SCRIPT, marker],
-            env=stack.client_env(tmp_path / "prefect-client-home"),
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=_FLOW_TIMEOUT_SECONDS,
-            check=False,
-        )
+        completed = _run_client(stack, tmp_path, _FLOW_SCRIPT, marker)
         assert completed.returncode == 0, completed.stderr[-3000:]
         flow_run_id = completed.stdout.strip().splitlines()[-1]
 
@@ -184,14 +166,8 @@ class TestRunningStack:
         self, stack, tmp_path
     ):
         name = f"stack-check-{uuid.uuid4().hex[:8]}"
-        completed = subprocess.run(
-            [sys.executable, "-c", _MLFLOW_SCRIPT, stack.mlflow_tracking_uri, name],
-            env=stack.client_env(tmp_path / "prefect-client-home"),
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=_FLOW_TIMEOUT_SECONDS,
-            check=False,
+        completed = _run_client(
+            stack, tmp_path, _MLFLOW_SCRIPT, stack.mlflow_tracking_uri, name
         )
         assert completed.returncode == 0, completed.stderr[-3000:]
         seen = json.loads(completed.stdout.strip().splitlines()[-1])
@@ -286,3 +262,18 @@ class TestRequirePostgres:
 
     def test_admin_url_is_none_when_unreachable(self, unreachable):
         assert servers.postgres_admin_url() is None
+
+
+def _run_client(
+    stack: servers.Stack, tmp_path, script: str, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` in a fresh Python process with the stack's client environment."""
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
+        env=stack.client_env(tmp_path / "prefect-client-home"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=_FLOW_TIMEOUT_SECONDS,
+        check=False,
+    )

@@ -27,13 +27,6 @@ _POLL_SECONDS = 0.5
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Stack]:
-    admin_url = servers.require_postgres()
-    with servers.running_stack(tmp_path_factory.mktemp("stack"), admin_url) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
 def client_env(stack, tmp_path_factory) -> dict[str, str]:
     home = tmp_path_factory.mktemp("casework-home")
     (home / "prefect").mkdir()
