@@ -15,7 +15,14 @@ from casework.errors import DataError, first_line
 from casework.usecases.hooks import load_callable
 from casework.usecases.spec import CsvSource, ParquetSource, PythonSource, UseCaseSpec
 
-__all__ = ["RawData", "fingerprint", "ingest", "read_source", "require_unique_names"]
+__all__ = [
+    "RawData",
+    "fingerprint",
+    "ingest",
+    "read_source",
+    "require_plain_rows",
+    "require_unique_names",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -84,11 +91,7 @@ def _read_csv(path: Path, separator: str) -> pd.DataFrame:
         ) from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: not a readable CSV file: {first_line(exc)}") from None
-    if not isinstance(frame.index, pd.RangeIndex):  # over-long rows became an index
-        raise DataError(
-            f"{path}: rows have more fields than the {frame.shape[1]} of the header; "
-            "check the separator and the quoting"
-        )
+    require_plain_rows(frame, path, frame.shape[1])
     _require_unique_header(path, separator)
     return _checked(frame, path)
 
@@ -99,6 +102,16 @@ def _require_unique_header(path: Path, separator: str) -> None:
         path, sep=separator, encoding="utf-8-sig", header=None, nrows=1
     )
     require_unique_names([str(name) for name in header.iloc[0]], path)
+
+
+def require_plain_rows(frame: pd.DataFrame, where: object, n_fields: int) -> None:
+    """Refuse rows longer than the header: pandas turns their extra leading fields
+    into an index instead of failing."""
+    if not isinstance(frame.index, pd.RangeIndex):
+        raise DataError(
+            f"{where}: rows have more fields than the {n_fields} of the header; "
+            "check the separator and the quoting"
+        )
 
 
 def require_unique_names(names: list[str], where: object) -> None:

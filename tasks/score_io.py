@@ -22,7 +22,7 @@ from typing import IO, Any, Literal
 import pandas as pd
 
 from casework.errors import DataError, first_line
-from casework.tasks.ingest import require_unique_names
+from casework.tasks.ingest import require_plain_rows, require_unique_names
 from casework.tasks.redact import redact_url
 from casework.usecases.spec import (
     CsvSource,
@@ -257,20 +257,11 @@ def _read_csv_chunks(
     try:
         with pd.read_csv(path, **options) as reader:
             for chunk in reader:
-                _require_plain_rows(chunk, path, len(header))
+                require_plain_rows(chunk, path, len(header))
                 chunk.columns = [str(c).strip() for c in chunk.columns]
                 yield chunk
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: not a readable CSV file: {first_line(exc)}") from None
-
-
-def _require_plain_rows(frame: pd.DataFrame, path: Path, n_fields: int) -> None:
-    """pandas turns the extra leading fields of over-long rows into an index."""
-    if not isinstance(frame.index, pd.RangeIndex):
-        raise DataError(
-            f"{path}: rows have more fields than the {n_fields} of the header; "
-            "check the separator and the quoting"
-        )
 
 
 def _csv_header(path: Path, separator: str) -> list[str]:
