@@ -409,7 +409,7 @@ def models(
             table.add_row(
                 str(row["version"]),
                 str(row["aliases"]),
-                str(row["score"])[:6],
+                _rounded(row["score"]),
                 str(row["created"])[5:],
                 str(row["fingerprint"])[:8],
                 str(row["run_id"])[:8],
@@ -499,6 +499,14 @@ def _print_score_summary(summary: dict[str, Any]) -> None:
             counts = ", ".join(f"{c}: {n:,}" for c, n in summary[key].items())
             console.print(f"[yellow]note:[/] {text}: {counts}")
     console.print(f"MLflow run {summary['run_id']}")
+
+
+def _rounded(score: str) -> str:
+    """A version tag's score to 4 decimals, as ``casework run`` prints it."""
+    try:
+        return f"{float(score):.4f}"
+    except ValueError:
+        return score
 
 
 def _check_endpoints(spec: Any, *arguments: str) -> None:
