@@ -15,6 +15,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits
 
 from casework.tasks.candidates import make_candidate
 from casework.tasks.clean import TabularCleaner, build_model_pipeline
@@ -90,7 +91,11 @@ def train_candidate(
     started = time.perf_counter()
     estimator = make_candidate(name, seed, params)
     pipeline = build_model_pipeline(rows.cleaner, estimator, rows.features_hook)
-    pipeline.fit(rows.X_train, rows.y_train)
+    # Candidates fit side by side: an OpenMP pool per candidate (gradient boosting)
+    # would ask for every core each and spin against the others. OpenMP's limit is
+    # per thread, so this one holds for this task's thread only.
+    with threadpool_limits(limits=1, user_api="openmp"):
+        pipeline.fit(rows.X_train, rows.y_train)
     fit_seconds = time.perf_counter() - started
 
     n_classes = len(rows.class_names) or len(np.unique(rows.y_train))

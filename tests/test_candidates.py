@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import skops.io
 
@@ -34,6 +35,80 @@ class TestTorchMLPClassifier:
         skops.io.dump(model, path)
         loaded = skops.io.load(path, trusted=skops.io.get_untrusted_types(file=path))
         assert np.allclose(loaded.predict_proba(X), model.predict_proba(X))
+
+    def test_fits_on_its_own_thread_count_and_restores_torch_s(self):
+        import torch
+
+        before = torch.get_num_threads()
+        seen = []
+        model = TorchMLPClassifier(max_epochs=2, threads=1)
+        net_fit = model._skorch_net
+
+        def spying_net(n_classes):
+            net = net_fit(n_classes)
+            net.fit = _recording(net.fit, lambda: seen.append(torch.get_num_threads()))
+            return net
+
+        model._skorch_net = spying_net
+        model.fit(*_blobs(2))
+
+        assert seen == [1]
+        assert torch.get_num_threads() == before
+
+    def test_prints_no_epoch_table_inside_a_flow_that_logs_prints(
+        self, casework_env, capsys
+    ):
+        import skorch  # noqa: F401 - imported outside the flow, as the CLI does
+        from prefect import flow
+
+        @flow(log_prints=True)
+        def fit_in_a_flow():
+            TorchMLPClassifier(max_epochs=3).fit(*_blobs(2))
+
+        fit_in_a_flow()
+
+        printed = capsys.readouterr()
+        assert "train_loss" not in printed.out + printed.err
+
+
+class TestTrainCandidate:
+    def test_each_candidate_fits_with_one_openmp_thread(self, monkeypatch):
+        from threadpoolctl import threadpool_info
+
+        from casework.tasks import candidates
+        from casework.tasks.clean import TabularCleaner
+        from casework.tasks.train import TrainingRows, train_candidate
+        from casework.usecases.spec import ThresholdSpec
+
+        seen = []
+
+        class Recording(candidates.DummyClassifier):
+            def fit(self, X, y):
+                seen.extend(
+                    pool["num_threads"]
+                    for pool in threadpool_info()
+                    if pool["user_api"] == "openmp"
+                )
+                return super().fit(X, y)
+
+        monkeypatch.setitem(candidates.CANDIDATES, "baseline", lambda seed: Recording())
+        X, y = _blobs(2)
+        frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
+        rows = TrainingRows(
+            frame, y, frame, y, TabularCleaner().fit(frame), class_names=["0", "1"]
+        )
+
+        train_candidate.fn("baseline", rows, ThresholdSpec(), seed=0)
+
+        assert seen and set(seen) == {1}
+
+
+def _recording(function, record):
+    def wrapper(*args, **kwargs):
+        record()
+        return function(*args, **kwargs)
+
+    return wrapper
 
 
 class TestCheckCandidates:
