@@ -160,15 +160,16 @@ def _bare(frame) -> dict:
 
 
 def _flow(case: str, args: argparse.Namespace) -> dict:
-    from casework.flows.score import score
-    from casework.runtime import warm_up_prefect
+    from casework.runtime import start_local_api
 
-    warming = warm_up_prefect()
+    local_api = start_local_api()
     import mlflow.sklearn  # noqa: F401  heavy imports done before the clock starts
     import skops.io  # noqa: F401
 
-    if warming is not None:
-        warming.join()
+    from casework.flows.score import score
+
+    if local_api is not None:
+        local_api.wait_until_ready()
     workdir = Path(args.home)
     if case == "sql":
         url = _pg_url()

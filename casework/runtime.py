@@ -1,66 +1,184 @@
 """Starting and checking the Prefect API a command will talk to.
 
-With ``PREFECT_API_URL`` unset, Prefect starts a temporary local server the first
-time a flow runs, which takes seconds; :func:`warm_up_prefect` starts it in a
-background thread so that it comes up while the command imports its libraries.
+With ``PREFECT_API_URL`` unset, a command that runs a flow starts Prefect's API server
+for itself in a child process on loopback, as Prefect's own ephemeral mode does, and
+stops it on exit. :func:`start_local_api` launches it before Prefect is imported in
+this process, so the server boots on another core while the command imports its
+libraries, instead of after them.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
-import threading
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
 
 from casework.errors import TrackingError
 from casework.tasks.redact import redact_url
 
 __all__ = [
+    "LocalPrefectAPI",
     "check_mlflow_server",
     "check_prefect_api",
     "quiet_expected_errors",
     "require_prefect_server",
-    "share_local_api",
-    "warm_up_prefect",
+    "start_local_api",
 ]
 
 logger = logging.getLogger(__name__)
 
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception)\b")
 
-def warm_up_prefect() -> threading.Thread | None:
-    """Start Prefect's ephemeral API in the background; None when a server is set."""
+#: Seconds a local API may take to answer its health check after launch.
+LOCAL_API_TIMEOUT_SECONDS = 60.0
+
+# What Prefect's SubprocessASGIServer sets for its ephemeral server: no UI, and
+# only the services an ephemeral server runs. Prefect's class is not used because
+# importing its module costs more than a second before the server can even launch.
+_EPHEMERAL_SERVER_ENV = {
+    "PREFECT_UI_ENABLED": "0",
+    "PREFECT__SERVER_EPHEMERAL": "1",
+    "PREFECT__SERVER_FINAL": "1",
+}
+
+
+class LocalPrefectAPI:
+    """Prefect's API server for one command, in a child process on loopback.
+
+    The server's own messages go to ``log_path``; a server that fails to start is
+    reported with the last line it wrote there.
+    """
+
+    def __init__(
+        self, process: subprocess.Popen[bytes], url: str, log_path: Path, offset: int
+    ):
+        self.process = process
+        self.url = url
+        self.log_path = log_path
+        self._log_offset = offset
+
+    def wait_until_ready(self, timeout: float = LOCAL_API_TIMEOUT_SECONDS) -> None:
+        """Return once the server answers its health check.
+
+        Raises:
+            TrackingError: the server exited, or did not answer within ``timeout``.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise TrackingError(
+                    f"Prefect's local API exited with code {self.process.returncode} "
+                    f"before answering: {self._last_log_line()} (whole log: "
+                    f"{self.log_path}); fix that, or set PREFECT_API_URL to a "
+                    "running Prefect server"
+                )
+            if self._healthy():
+                return
+            time.sleep(0.05)
+        raise TrackingError(
+            f"Prefect's local API did not answer within {timeout:.0f} s; set "
+            "PREFECT_API_URL to a running Prefect server instead"
+        )
+
+    def stop(self) -> None:
+        """Stop the server; it is killed if it has not ended within 5 s."""
+        if self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def _last_log_line(self) -> str:
+        try:
+            with self.log_path.open("rb") as log:
+                log.seek(self._log_offset)
+                lines = log.read().decode("utf-8", "replace").splitlines()
+        except OSError:
+            return "it wrote no log"
+        written = [line.rstrip() for line in lines if line.strip()]
+        # The exception that ended it says more than uvicorn's closing words
+        raised = [line for line in written if _EXCEPTION_LINE.match(line)]
+        if raised:
+            return raised[-1]
+        return written[-1].strip() if written else "it wrote nothing"
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=1) as response:
+                return response.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+
+def start_local_api() -> LocalPrefectAPI | None:
+    """Launch Prefect's API server for this command and point ``PREFECT_API_URL``
+    at it; None when ``PREFECT_API_URL`` already names a server.
+
+    Call it before Prefect is imported in this process: Prefect reads its settings
+    once, at import. Child processes (a local Dask cluster's workers) inherit the
+    variable, so their task runs land in the same API. The server is stopped when
+    the command exits; call :meth:`LocalPrefectAPI.wait_until_ready` before the
+    first flow runs.
+    """
     if os.environ.get("PREFECT_API_URL"):
         return None
 
-    # Importing, booting and stopping this server costs about 6.5 s a command, more
-    # than the 5 s overhead target allows on its own; a running server avoids it.
-    def start() -> None:
-        from prefect.server.api.server import SubprocessASGIServer
+    port = _free_loopback_port()
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "prefect.server.api.server:create_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "error",
+        "--lifespan",
+        "on",
+    ]
+    log_path = _server_log_path()
+    with log_path.open("ab") as log:
+        offset = log.tell()
+        process = subprocess.Popen(
+            command,
+            env={**os.environ, **_EPHEMERAL_SERVER_ENV},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    api = LocalPrefectAPI(process, f"http://127.0.0.1:{port}/api", log_path, offset)
+    atexit.register(api.stop)
+    os.environ["PREFECT_API_URL"] = api.url
+    logger.debug("Prefect's local API for this command: %s", api.url)
+    return api
 
-        try:
-            SubprocessASGIServer().start()
-        except Exception as exc:  # the flow will start it again and report properly
-            logger.debug("Warm-up of the ephemeral Prefect API failed: %s", exc)
 
-    thread = threading.Thread(target=start, name="prefect-warm-up", daemon=True)
-    thread.start()
-    return thread
+def _server_log_path() -> Path:
+    """``local-api.log`` in Prefect's home folder (casework's, unless set)."""
+    home = Path(os.environ.get("PREFECT_HOME") or "~/.prefect").expanduser()
+    home.mkdir(parents=True, exist_ok=True)
+    return home / "local-api.log"
 
 
-def share_local_api() -> None:
-    """Export the URL of this process's ephemeral Prefect API as ``PREFECT_API_URL``.
-
-    Worker processes (a local Dask cluster) inherit the environment, so their task
-    runs land in the same API as the flow run instead of each starting a temporary
-    server of its own. Nothing changes when ``PREFECT_API_URL`` is already set.
-    """
-    if os.environ.get("PREFECT_API_URL"):
-        return
-    from prefect.server.api.server import SubprocessASGIServer
-
-    server = SubprocessASGIServer()
-    server.start()
-    os.environ["PREFECT_API_URL"] = server.api_url
-    logger.debug("Sharing the ephemeral Prefect API at %s", server.api_url)
+def _free_loopback_port() -> int:
+    # The port is free now; another process taking it before the server binds it
+    # makes the server exit, which wait_until_ready reports.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def check_prefect_api(
@@ -121,9 +239,17 @@ def check_mlflow_server(uri: str, timeout_seconds: float = 5.0) -> None:
         ) from None
 
 
-class _ExpectedErrorFilter(logging.Filter):
-    """Keeps casework's own, expected errors off the console: the CLI reports each in
-    one line. Prefect's API handler still records them for the UI."""
+class _ConsoleFilter(logging.Filter):
+    """Keeps two kinds of record off the console. casework's own, expected errors:
+    the CLI reports each in one line (Prefect's API handler still records them for
+    the UI). And Prefect's "View at" link to the local API, which serves no UI and
+    is gone when the command ends."""
+
+    def __init__(self, local_api_url: str | None):
+        super().__init__()
+        self.local_link = (
+            f"View at {local_api_url.removesuffix('/api')}/" if local_api_url else None
+        )
 
     def filter(self, record: logging.LogRecord) -> bool:
         from casework import errors
@@ -131,20 +257,23 @@ class _ExpectedErrorFilter(logging.Filter):
         if record.exc_info and isinstance(record.exc_info[1], errors.CaseworkError):
             return False
         message = record.getMessage()
+        if self.local_link and message.startswith(self.local_link):
+            return False
         if "encountered an exception" not in message:
             return True
         return not any(f"{name}:" in message for name in errors.__all__)
 
 
-def quiet_expected_errors() -> None:
-    """Install the filter on every console handler Prefect sets up when imported."""
+def quiet_expected_errors(local_api: LocalPrefectAPI | None = None) -> None:
+    """Install the console filter on every console handler Prefect sets up when
+    imported; given ``local_api``, links to it are left out too."""
     import prefect.main  # noqa: F401 - importing it sets up Prefect's log handlers
 
-    expected = _ExpectedErrorFilter()
+    console_filter = _ConsoleFilter(local_api.url if local_api else None)
     loggers = [logging.getLogger(), *map(logging.getLogger, _prefect_logger_names())]
     for handler in {h for lg in loggers for h in lg.handlers}:
         if isinstance(handler, logging.StreamHandler):
-            handler.addFilter(expected)
+            handler.addFilter(console_filter)
 
 
 def _prefect_logger_names() -> list[str]:

@@ -19,6 +19,7 @@ __all__ = [
     "DEFAULT_DASK_WORKERS",
     "RunnerKind",
     "check_dask_scheduler",
+    "check_runner_options",
     "make_task_runner",
     "with_task_runner",
 ]
@@ -51,16 +52,10 @@ def make_task_runner(
         max_workers: with ``threads``, the most tasks run at once (default: Prefect's).
 
     Raises:
-        ClusterError: an unknown runner, or Dask options given to the thread runner.
+        ClusterError: see :func:`check_runner_options`.
     """
-    if runner not in get_args(RunnerKind):
-        raise ClusterError(
-            f"task runner {runner!r} is unknown; expected one of "
-            f"{', '.join(get_args(RunnerKind))}"
-        )
+    check_runner_options(runner, dask_address, dask_workers)
     if runner == "threads":
-        if dask_address or dask_workers:
-            raise ClusterError("--dask-address and --dask-workers need --runner dask")
         from prefect.task_runners import ThreadPoolTaskRunner
 
         return ThreadPoolTaskRunner(max_workers=max_workers)
@@ -68,9 +63,30 @@ def make_task_runner(
     from prefect_dask import DaskTaskRunner
 
     if dask_address:
-        check_dask_scheduler(dask_address)
         return DaskTaskRunner(address=dask_address)
     return DaskTaskRunner(cluster_kwargs=_local_cluster_kwargs(dask_workers))
+
+
+def check_runner_options(
+    runner: str, dask_address: str | None = None, dask_workers: int | None = None
+) -> None:
+    """Fail in one line, before Prefect is imported, on options no runner can use.
+
+    Raises:
+        ClusterError: an unknown runner, Dask options given to the thread runner, a
+            worker count below one, or a Dask scheduler that cannot be reached.
+    """
+    if runner not in get_args(RunnerKind):
+        raise ClusterError(
+            f"task runner {runner!r} is unknown; expected one of "
+            f"{', '.join(get_args(RunnerKind))}"
+        )
+    if runner == "threads" and (dask_address or dask_workers):
+        raise ClusterError("--dask-address and --dask-workers need --runner dask")
+    if dask_workers is not None and dask_workers < 1:
+        raise ClusterError(f"--dask-workers must be at least 1, got {dask_workers}")
+    if dask_address:
+        check_dask_scheduler(dask_address)
 
 
 def with_task_runner(flow: Any, runner: RunnerKind, **options: Any) -> Any:
@@ -106,8 +122,6 @@ def check_dask_scheduler(address: str) -> None:
 
 def _local_cluster_kwargs(dask_workers: int | None) -> dict[str, Any]:
     n_workers = dask_workers or DEFAULT_DASK_WORKERS
-    if n_workers < 1:
-        raise ClusterError(f"--dask-workers must be at least 1, got {n_workers}")
     # Worker processes on loopback, one thread each (the estimators use their own
     # threads). The scheduler always opens an HTTP port (health, metrics): put it on
     # a free loopback port, with the dashboard off, so nothing listens beyond this

@@ -32,7 +32,7 @@ def cli(monkeypatch, casework_env) -> CliRunner:
     """The CLI against the session's Prefect harness (no second API warming up)."""
     import casework.runtime
 
-    monkeypatch.setattr(casework.runtime, "warm_up_prefect", lambda: None)
+    monkeypatch.setattr(casework.runtime, "start_local_api", lambda: None)
     return CliRunner()
 
 
