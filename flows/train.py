@@ -11,6 +11,7 @@ import logging
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+import mlflow
 import numpy as np
 import pandas as pd
 from prefect import flow
@@ -100,8 +101,6 @@ def train(
     check_candidates(spec.candidates, spec.name, spec.candidate_params)
     experiment_id = track.connect(spec.name)
 
-    import mlflow
-
     with mlflow.start_run(
         experiment_id=experiment_id, run_name=f"train-{spec.name}"
     ) as run:
@@ -116,28 +115,36 @@ def _train_in_run(
     # Ingest and validate
     raw = ingest(spec)
     data = validate(raw.frame, spec)
-    _track_inputs(spec, raw, data)
 
     # Split, and fit the cleaning on training rows only
     parts = split(data, spec.split)
     rows = _training_rows(spec, data, parts)
 
-    # Train candidates concurrently; pick, tune and refit the winner
-    results = _train_candidates(spec, rows, run_id, experiment_id)
+    # Train candidates concurrently, recording the inputs while they fit; pick,
+    # tune and refit the winner
+    futures = _submit_candidates(spec, rows)
+    _track_inputs(spec, raw, data)
+    results = _candidate_results(futures, run_id, experiment_id)
     winner = _with_final_threshold(
         spec, select_winner(results, spec.metric), data, parts
     )
     fit_rows = parts.train_and_validation
     final = refit_winner(winner, data.X.iloc[fit_rows], data.y[fit_rows])
 
-    # Evaluate on test rows, never seen before
-    evaluation, importance = _evaluate(spec, final, winner, data, parts)
+    # Evaluate on test rows, never seen before; the plots are drawn in a worker
+    # while the gate scores the champion and the model is written
+    evaluation = _evaluate(spec, final, winner, data, parts)
+    plots = _submit_plots(spec, final, data, parts, evaluation, run_id)
+    gate = (
+        _gate_and_log_model(spec, final, data, parts, evaluation) if register else None
+    )
+    importance = plots.result()
     card = _model_card(spec, raw, data, parts, winner, evaluation, importance)
 
     # Register
     version, decision = None, None
-    if register:
-        version, decision = _register(spec, final, data, parts, evaluation, card)
+    if gate is not None:
+        version, decision = _register(spec, data, evaluation, card, *gate)
     else:
         log_card(card)
     return _summary(
@@ -162,17 +169,20 @@ def _track_inputs(spec: UseCaseSpec, raw: RawData, data: ValidData) -> None:
     track.log_dataset(raw.frame, spec.name, raw.source, raw.fingerprint)
 
 
-def _train_candidates(
-    spec: UseCaseSpec, rows: TrainingRows, run_id: str, experiment_id: str
-) -> list[CandidateResult]:
-    """Every candidate, trained through the flow's task runner, each logged as a
-    nested MLflow run."""
-    futures = [
+def _submit_candidates(spec: UseCaseSpec, rows: TrainingRows) -> list[Any]:
+    """Every candidate, submitted to the flow's task runner."""
+    return [
         train_candidate.submit(
             name, rows, spec.threshold, spec.split.seed, spec.candidate_params.get(name)
         )
         for name in spec.candidates
     ]
+
+
+def _candidate_results(
+    futures: list[Any], run_id: str, experiment_id: str
+) -> list[CandidateResult]:
+    """The fitted candidates, each logged as a nested MLflow run."""
     results: list[CandidateResult] = [future.result() for future in futures]
     for result in results:
         track.log_candidate_run(
@@ -207,13 +217,12 @@ def _evaluate(
     winner: CandidateResult,
     data: ValidData,
     parts: Split,
-) -> tuple[TestEvaluation, Any]:
-    """Test metrics and plots of the refitted winner, logged to the run."""
-    X_test, y_test = data.X.iloc[parts.test], data.y[parts.test]
+) -> TestEvaluation:
+    """Test metrics of the refitted winner, logged to the run."""
     evaluation = evaluate_test(
         final,
-        X_test,
-        y_test,
+        data.X.iloc[parts.test],
+        data.y[parts.test],
         data.classes,
         winner.threshold,
         spec.threshold,
@@ -221,10 +230,28 @@ def _evaluate(
     )
     track.log_metrics(evaluation.metrics, prefix="test_")
     track.log_params({"winner": winner.name})
-    importance = log_plots(
-        final, X_test, y_test, evaluation, spec.metric.primary, spec.split.seed
+    return evaluation
+
+
+def _submit_plots(
+    spec: UseCaseSpec,
+    final: Any,
+    data: ValidData,
+    parts: Split,
+    evaluation: TestEvaluation,
+    run_id: str,
+) -> Any:
+    """The plots and permutation importance of the test rows, drawn and logged to
+    the run by the flow's task runner; the future gives the importance table."""
+    return log_plots.submit(
+        final,
+        data.X.iloc[parts.test],
+        data.y[parts.test],
+        evaluation,
+        spec.metric.primary,
+        run_id,
+        spec.split.seed,
     )
-    return evaluation, importance
 
 
 def _model_card(
@@ -302,29 +329,46 @@ def _apply_features_hook(hook: Any, X: Any, spec: UseCaseSpec) -> Any:
     return featured
 
 
-def _register(
+def _gate_and_log_model(
     spec: UseCaseSpec,
     final: Any,
     data: ValidData,
     parts: Split,
     evaluation: TestEvaluation,
-    card: ModelCard,
-) -> tuple[RegisteredVersion, GateDecision]:
+) -> tuple[GateDecision, Any]:
+    """The gate's decision against the current champion on the same test rows, and
+    the pipeline logged to the run; nothing is registered yet."""
     hooks = trusted_hook_names(spec)
-    X_test, y_test = data.X.iloc[parts.test], data.y[parts.test]
-    primary = spec.metric.primary
-    test_score = evaluation.metrics.get(primary, float("nan"))
+    test_score = evaluation.metrics.get(spec.metric.primary, float("nan"))
     decision = decide_promotion(
-        spec.model_name, spec.metric, test_score, X_test, y_test, hooks
+        spec.model_name,
+        spec.metric,
+        test_score,
+        data.X.iloc[parts.test],
+        data.y[parts.test],
+        hooks,
     )
-    threshold = evaluation.threshold.value if evaluation.threshold else None
     metadata = {
         "classes": data.classes,
         "positive_label": data.positive_label,
-        "threshold": threshold,
+        "threshold": _threshold_value(evaluation),
         "usecase": spec.name,
     }
     model_info = log_pipeline(final, data.X.iloc[parts.train[:50]], hooks, metadata)
+    return decision, model_info
+
+
+def _register(
+    spec: UseCaseSpec,
+    data: ValidData,
+    evaluation: TestEvaluation,
+    card: ModelCard,
+    decision: GateDecision,
+    model_info: Any,
+) -> tuple[RegisteredVersion, GateDecision]:
+    primary = spec.metric.primary
+    test_score = evaluation.metrics.get(primary, float("nan"))
+    threshold = _threshold_value(evaluation)
     card.gate = decision
     log_card(card, model_info.model_id)
     tags = {
@@ -348,6 +392,10 @@ def _register(
     )
     logger.info("Gate: %s", decision.reason)
     return version, decision
+
+
+def _threshold_value(evaluation: TestEvaluation) -> float | None:
+    return evaluation.threshold.value if evaluation.threshold else None
 
 
 def _run_params(spec: UseCaseSpec, fingerprint: str, data: ValidData) -> dict[str, Any]:

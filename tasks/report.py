@@ -104,11 +104,16 @@ def log_plots(
     y_test: np.ndarray,
     evaluation: TestEvaluation,
     primary_metric: str,
+    run_id: str,
     seed: int = 0,
 ) -> pd.DataFrame:
     """Draw the evaluation plots and permutation importance, log them under
-    ``plots/`` of the active MLflow run, and return the importance table."""
-    import mlflow
+    ``plots/`` of the MLflow run ``run_id``, and return the importance table.
+
+    The run is named, not taken from MLflow's active run: this task runs in a
+    worker thread, beside the flow's own work.
+    """
+    from mlflow import MlflowClient
 
     started = time.perf_counter()
     if evaluation.is_binary:
@@ -123,10 +128,13 @@ def log_plots(
     importance = column_importance(pipeline, X_test, y_test, scoring, seed=seed)
     figures["permutation_importance.png"] = importance_figure(importance, scoring)
 
+    client = MlflowClient()
     for name, figure in figures.items():
-        mlflow.log_figure(figure, f"{PLOT_DIR}/{name}")
-    mlflow.log_text(
-        importance.to_csv(index=False), f"{PLOT_DIR}/permutation_importance.csv"
+        client.log_figure(run_id, figure, f"{PLOT_DIR}/{name}")
+    client.log_text(
+        run_id,
+        importance.to_csv(index=False),
+        f"{PLOT_DIR}/permutation_importance.csv",
     )
     logger.info(
         "Logged %d plots in %.1f s", len(figures), time.perf_counter() - started
