@@ -38,6 +38,7 @@ from casework.tasks.score_io import (
     write_chunks,
 )
 from casework.usecases import load_usecase
+from casework.usecases.discovery import usecase_label
 from casework.usecases.spec import UseCaseSpec
 
 __all__ = ["ScoreSummary", "score"]
@@ -69,7 +70,14 @@ class ScoreSummary:
         return asdict(self)
 
 
-@flow(name="score", flow_run_name="score-{usecase}", log_prints=True)
+def _run_name() -> str:
+    """``score-<use case>``, also when the use case is given as a path."""
+    from prefect.runtime import flow_run
+
+    return f"score-{usecase_label(flow_run.parameters['usecase'])}"
+
+
+@flow(name="score", flow_run_name=_run_name, log_prints=True)
 def score(
     usecase: str = "churn",
     input: str = "",

@@ -45,6 +45,7 @@ from casework.tasks.train import (
 )
 from casework.tasks.validate import ValidData, validate
 from casework.usecases import UseCaseSpec, load_usecase
+from casework.usecases.discovery import usecase_label
 from casework.usecases.hooks import load_callable
 
 __all__ = ["TrainSummary", "summary_markdown", "train"]
@@ -80,7 +81,14 @@ class TrainSummary:
         return asdict(self)
 
 
-@flow(name="train", flow_run_name="train-{usecase}", log_prints=True)
+def _run_name() -> str:
+    """``train-<use case>``, also when the use case is given as a path."""
+    from prefect.runtime import flow_run
+
+    return f"train-{usecase_label(flow_run.parameters['usecase'])}"
+
+
+@flow(name="train", flow_run_name=_run_name, log_prints=True)
 def train(
     usecase: str = "churn",
     candidates: list[str] | None = None,
@@ -384,7 +392,7 @@ def _register(
         tags[THRESHOLD_TAG] = f"{threshold:.6f}"
     version = register_version(
         spec.model_name,
-        model_info.model_uri,
+        model_info,
         decision,
         tags,
         spec.description,

@@ -132,28 +132,35 @@ def decide_promotion(
 
 def register_version(
     model_name: str,
-    model_uri: str,
+    model_info: Any,
     decision: GateDecision,
     tags: dict[str, str],
     description: str = "",
     version_description: str = "",
 ) -> RegisteredVersion:
-    """Create the model version, tag it, and move the aliases.
+    """Create the model version of a logged model, tagged, and move the aliases.
 
     Args:
+        model_info: MLflow's ``ModelInfo`` of the logged model.
         description: of the registered model, set when it is first created.
         version_description: of the new version (casework puts the model card there).
 
     Raises:
         RegistryError: the registry refused; the version, if created, is deleted.
     """
-    import mlflow
     from mlflow import MlflowClient
 
     client = MlflowClient()
     _ensure_registered_model(client, model_name, description)
     try:
-        version = mlflow.register_model(model_uri, model_name, tags=tags)
+        version = client.create_model_version(
+            model_name,
+            model_info.model_uri,
+            run_id=model_info.run_id,
+            tags=tags,
+            description=version_description or None,
+            model_id=model_info.model_id,
+        )
     except Exception as exc:
         raise RegistryError(
             f"cannot register {model_name!r}: {first_line(exc)}"
@@ -161,18 +168,13 @@ def register_version(
 
     aliases = [CHALLENGER] + ([CHAMPION] if decision.promote else [])
     try:
-        if version_description:
-            client.update_model_version(
-                model_name, version.version, description=version_description
-            )
         for alias in aliases:
             client.set_registered_model_alias(model_name, alias, version.version)
     except Exception as exc:
         client.delete_model_version(model_name, version.version)
         raise RegistryError(
-            f"cannot describe or set aliases on {model_name!r} v{version.version} "
-            "(version removed): "
-            f"{first_line(exc)}"
+            f"cannot set aliases on {model_name!r} v{version.version} "
+            f"(version removed): {first_line(exc)}"
         ) from None
 
     logger.info(

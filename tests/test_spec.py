@@ -110,6 +110,18 @@ class TestDiscovery:
         _write(tmp_path / "usecase.yaml", MINIMAL)
         assert load_usecase(str(tmp_path)).name == "returns"
 
+    @pytest.mark.parametrize(
+        ("reference", "label"),
+        [
+            ("churn", "churn"),
+            ("specs/returns.yaml", "returns"),
+            ("/work/usecases/quality/usecase.yaml", "quality"),
+            ("usecases/fraud/", "fraud"),
+        ],
+    )
+    def test_a_reference_is_labelled_by_its_use_case(self, reference, label):
+        assert discovery.usecase_label(reference) == label
+
     def test_a_folder_without_a_spec_is_named(self, tmp_path):
         with pytest.raises(SpecError, match=r"usecase.yaml: use-case spec not found"):
             load_usecase(str(tmp_path))

@@ -103,6 +103,13 @@ def _run_cli(spec_path) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+def _flow_run_names() -> list[str]:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return [run.name for run in client.read_flow_runs()]
+
+
 def _error_line(output: str) -> str:
     lines = [line for line in output.splitlines() if line.startswith("error:")]
     assert len(lines) == 1, output
@@ -158,6 +165,8 @@ class TestBadInput:
         assert code == 0, output
         versions = registered_versions("spellings")
         assert versions[0].tags["casework.classes"] == "No,Yes"
+        # The flow run is named after the use case, not after the spec's path
+        assert "train-spellings" in _flow_run_names()
 
     def test_byte_order_mark_before_the_first_header_is_ignored(
         self, tmp_path, churn_sample

@@ -19,7 +19,12 @@ from pathlib import Path
 from casework.errors import SpecError, UseCaseNotFoundError
 from casework.usecases.spec import UseCaseSpec, load_spec
 
-__all__ = ["ENTRY_POINT_GROUP", "available_usecases", "load_usecase"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "available_usecases",
+    "load_usecase",
+    "usecase_label",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +73,17 @@ def load_usecase(name_or_path: str | Path) -> UseCaseSpec:
             f"{known[text]}: field 'name' is {spec.name!r}, expected {text!r}"
         )
     return spec
+
+
+def usecase_label(name_or_path: str | Path) -> str:
+    """A short name for a use case reference, without reading its spec: the name
+    itself, or for a path the spec file's stem (its folder's name when the file is
+    the usual ``usecase.yaml``). Flow runs are named with it."""
+    text = str(name_or_path)
+    path = Path(text)
+    if not text.endswith((".yaml", ".yml")):
+        return path.name or text
+    return path.parent.name if path.name == SPEC_FILE else path.stem
 
 
 def _builtin_usecases() -> dict[str, Path]:
