@@ -47,14 +47,15 @@ def _reported() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-def _prepare(start_prefect: bool = False) -> Any:
-    """Set up the environment; with ``start_prefect``, also check the servers named
-    in it and launch Prefect's local API if none is named (see
+def _prepare(start_prefect: bool = False, check_tracking: bool = False) -> Any:
+    """Set up the environment. With ``check_tracking``, check that an MLflow server
+    named in it answers; with ``start_prefect``, also a Prefect server, and launch
+    Prefect's local API if none is named (see
     :func:`casework.runtime.start_local_api`)."""
     from casework.settings import configure_environment
 
     configure_environment()
-    if not start_prefect:
+    if not (start_prefect or check_tracking):
         return None
     from casework.runtime import (
         check_mlflow_server,
@@ -65,8 +66,11 @@ def _prepare(start_prefect: bool = False) -> Any:
     from casework.settings import tracking_uri
 
     # Servers named in the environment answer before anything starts
-    check_prefect_api()
+    if start_prefect:
+        check_prefect_api()
     check_mlflow_server(tracking_uri())
+    if not start_prefect:
+        return None
     # Launched before Prefect is imported: Prefect reads PREFECT_API_URL at import.
     local_api = start_local_api()
     quiet_expected_errors(local_api)
@@ -386,7 +390,7 @@ def models(
         from casework.usecases import load_usecase
 
         spec = load_usecase(usecase)
-        _prepare()
+        _prepare(check_tracking=True)
         from casework.tasks.registry_view import list_versions
 
         rows = list_versions(spec.model_name)
@@ -431,7 +435,7 @@ def promote(
         from casework.usecases import load_usecase
 
         spec = load_usecase(usecase)
-        _prepare()
+        _prepare(check_tracking=True)
         from casework.tasks.registry_view import set_champion
 
         set_champion(spec.model_name, version)

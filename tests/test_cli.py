@@ -10,6 +10,8 @@ from typer.testing import CliRunner
 
 from casework.cli import app
 from casework.tasks.redact import redact_url
+from tests.helpers import run_casework
+from tests.stack.servers import free_port
 
 HEAVY = ("prefect", "mlflow", "torch", "sklearn", "pandas", "skorch")
 
@@ -92,3 +94,19 @@ class TestRedactUrl:
 
     def test_url_without_password_is_unchanged(self):
         assert redact_url("sqlite:////tmp/mlflow.db") == "sqlite:////tmp/mlflow.db"
+
+
+class TestRegistryCommands:
+    @pytest.mark.parametrize(
+        "command", [["models", "churn"], ["promote", "churn", "--version", "1"]]
+    )
+    def test_a_silent_tracking_server_is_one_line(self, tmp_path, command):
+        url = f"http://127.0.0.1:{free_port()}"
+
+        completed = run_casework(*command, home=tmp_path, MLFLOW_TRACKING_URI=url)
+
+        assert completed.returncode == 1
+        assert completed.stderr.strip() == (
+            f"error: MLflow tracking server at {url} does not answer (ConnectError); "
+            "start it or unset MLFLOW_TRACKING_URI to track locally"
+        )
