@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from casework.errors import RegistryError, SchemaError, first_line
+from casework.errors import DataError, RegistryError, SchemaError, first_line
 from casework.tasks.clean import coerce_numeric_text
 from casework.tasks.register import THRESHOLD_TAG
 
@@ -230,9 +230,9 @@ def score_frame(
     require_columns(frame.columns, [*id_columns, *model.input_columns], model, where)
     X, unparsable = enforce_schema(frame, model, where)
 
-    cut = _clean_step_index(model.pipeline) + 1
-    cleaned = model.pipeline[:cut].transform(X)
+    cleaned = _cleaned(model.pipeline, X, where)
     unseen = _count_unseen(cleaned, model.categories)
+    cut = _clean_step_index(model.pipeline) + 1
     proba = model.pipeline[cut:].predict_proba(cleaned)
 
     labels = _labels(proba, model)
@@ -352,6 +352,29 @@ def _labels(proba: np.ndarray, model: ScoringModel) -> np.ndarray:
     if model.is_binary:
         return np.where(proba[:, 1] >= model.threshold, classes[1], classes[0])
     return classes[np.argmax(proba, axis=1)]
+
+
+def _cleaned(pipeline: Pipeline, X: pd.DataFrame, where: str) -> pd.DataFrame:
+    """``X`` through the pipeline's features hook, if it has one, and its cleaning.
+
+    Raises:
+        DataError: the features hook (the use case's own code) failed on these rows.
+    """
+    clean = _clean_step_index(pipeline)
+    if clean:
+        try:
+            X = pipeline[:clean].transform(X)
+        except Exception as exc:  # the user's code: any failure is reported in one line
+            raise DataError(
+                f"{where}: the use case's features hook {_hook_name(pipeline[0])} "
+                f"failed: {type(exc).__name__}: {first_line(exc)}"
+            ) from None
+    return pipeline[clean].transform(X)
+
+
+def _hook_name(step: Any) -> str:
+    function = getattr(step, "func", step)
+    return f"{getattr(function, '__module__', '?')}:{getattr(function, '__qualname__', '?')}"
 
 
 def _clean_step_index(pipeline: Pipeline) -> int:

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from casework.errors import RegistryError, SchemaError
+from casework.errors import DataError, RegistryError, SchemaError
 from casework.tasks.score import ScoringModel, resolve_model, score_frame
 
 SCORED_AT = pd.Timestamp("2026-01-01", tz="UTC")
@@ -112,3 +112,33 @@ class TestScoreFrame:
         output, stats = score_frame(rows, model, ["customerID"], SCORED_AT)
         assert np.isfinite(output["score"]).all()
         assert dict(stats.unparsable_numbers) == {"MonthlyCharges": 3}
+
+
+def _needs_tenure_years(frame: pd.DataFrame) -> pd.DataFrame:
+    """A features hook written for rows that carry a column these rows lack."""
+    return frame.assign(tenure=frame["tenure_years"] * 12)
+
+
+class TestFeaturesHookAtScoring:
+    def test_a_hook_failing_on_the_rows_is_one_line_naming_it(self, model, rows):
+        from dataclasses import replace
+
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import FunctionTransformer
+
+        hooked = Pipeline(
+            [
+                ("features", FunctionTransformer(_needs_tenure_years)),
+                *model.pipeline.steps,
+            ]
+        )
+
+        with pytest.raises(DataError) as raised:
+            score_frame(
+                rows, replace(model, pipeline=hooked), ["customerID"], SCORED_AT
+            )
+
+        message = str(raised.value)
+        assert message.startswith("rows to score: the use case's features hook ")
+        assert "_needs_tenure_years failed: KeyError: 'tenure_years'" in message
+        assert "\n" not in message
