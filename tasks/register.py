@@ -8,6 +8,7 @@ and a version whose tags or aliases fail to be set is deleted again.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ __all__ = [
     "RegisteredVersion",
     "current_champion",
     "decide_promotion",
+    "digest_of_rows",
     "register_version",
 ]
 
@@ -34,6 +36,7 @@ logger = logging.getLogger(__name__)
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 THRESHOLD_TAG = "casework.threshold"
+TEST_ROWS_TAG = "casework.test_rows"
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,16 @@ def current_champion(model_name: str) -> Any | None:
         raise
 
 
+def digest_of_rows(X_test: pd.DataFrame, y_test: np.ndarray) -> str:
+    """A digest of the test rows (columns, values, targets), stored with each version
+    so that a later gate can tell whether it judges on the very same rows."""
+    digest = hashlib.sha256()
+    digest.update("\x1f".join(map(str, X_test.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(X_test, index=False).to_numpy().tobytes())
+    digest.update(np.asarray(y_test).astype(str).astype(bytes).tobytes())
+    return digest.hexdigest()
+
+
 def decide_promotion(
     model_name: str,
     metric: MetricSpec,
@@ -83,9 +96,11 @@ def decide_promotion(
     y_test: np.ndarray,
     trusted_functions: tuple[str, ...] = (),
 ) -> GateDecision:
-    """Score the current champion on the challenger's test rows and compare."""
-    from casework.tasks.model_store import load_pipeline
+    """Score the current champion on the challenger's test rows and compare.
 
+    A champion registered on the very same test rows (same digest) keeps the score it
+    recorded then: the model is fixed, so scoring it again would give the same.
+    """
     champion = current_champion(model_name)
     if champion is None:
         return GateDecision(
@@ -96,12 +111,13 @@ def decide_promotion(
         )
 
     try:
-        pipeline = load_pipeline(
-            f"models:/{model_name}/{champion.version}", trusted_functions
+        champion_score = _recorded_score(
+            champion, metric.primary, digest_of_rows(X_test, y_test)
         )
-        threshold = float(champion.tags.get(THRESHOLD_TAG, 0.5))
-        scores = evaluate_metrics(y_test, pipeline.predict_proba(X_test), threshold)
-        champion_score = scores.get(metric.primary, float("nan"))
+        if champion_score is None:
+            champion_score = _champion_score(
+                model_name, champion, metric.primary, X_test, y_test, trusted_functions
+            )
     except (CaseworkError, ValueError, KeyError) as exc:
         reason = (
             f"current champion v{champion.version} cannot score these test rows ({exc}); "
@@ -128,6 +144,41 @@ def decide_promotion(
         champion_score,
         str(champion.version),
     )
+
+
+def _recorded_score(champion: Any, metric: str, digest: str) -> float | None:
+    """The champion's recorded test score, if it was judged on these same rows."""
+    if champion.tags.get(TEST_ROWS_TAG) != digest:
+        return None
+    recorded = champion.tags.get(f"casework.test_{metric}")
+    if recorded is None or not np.isfinite(float(recorded)):
+        return None
+    logger.info(
+        "Champion v%s was judged on these same test rows: its %s is its recorded %s",
+        champion.version,
+        metric,
+        recorded,
+    )
+    return float(recorded)
+
+
+def _champion_score(
+    model_name: str,
+    champion: Any,
+    metric: str,
+    X_test: pd.DataFrame,
+    y_test: np.ndarray,
+    trusted_functions: tuple[str, ...],
+) -> float:
+    """The champion, loaded from the registry, scored on these test rows."""
+    from casework.tasks.model_store import load_pipeline
+
+    pipeline = load_pipeline(
+        f"models:/{model_name}/{champion.version}", trusted_functions
+    )
+    threshold = float(champion.tags.get(THRESHOLD_TAG, 0.5))
+    scores = evaluate_metrics(y_test, pipeline.predict_proba(X_test), threshold)
+    return scores.get(metric, float("nan"))
 
 
 def register_version(

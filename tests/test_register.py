@@ -1,15 +1,24 @@
-"""Registering a logged model: tags, description and aliases, or nothing at all."""
+"""Registering a logged model (tags, description and aliases, or nothing at all),
+and the gate that decides on the champion alias."""
 
 from __future__ import annotations
 
 import uuid
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
 from casework.errors import RegistryError
-from casework.tasks.register import GateDecision, register_version
+from casework.tasks.register import (
+    TEST_ROWS_TAG,
+    GateDecision,
+    decide_promotion,
+    digest_of_rows,
+    register_version,
+)
+from casework.usecases.spec import MetricSpec
 
 from .helpers import registered_versions
 
@@ -21,8 +30,8 @@ def logged_model(casework_env):
     """A small fitted model logged to a fresh run, and a model name nobody used."""
     import mlflow
 
-    X = np.arange(40, dtype=float).reshape(-1, 1)
-    model = LogisticRegression().fit(X, (X[:, 0] > 20).astype(int))
+    X, y = _rows()
+    model = LogisticRegression().fit(X, y)
     with mlflow.start_run():
         info = mlflow.sklearn.log_model(
             model, name="model", serialization_format="skops"
@@ -58,3 +67,43 @@ class TestRegisterVersion:
             register_version(name, info, PROMOTE, {})
 
         assert registered_versions(name) == []
+
+
+def _rows(start: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    X = pd.DataFrame({"x": np.arange(start, start + 40, dtype=float)})
+    return X, (X["x"] > start + 20).astype(int).to_numpy()
+
+
+class TestGate:
+    @pytest.fixture
+    def champion(self, logged_model):
+        """Version 1, champion, recorded with roc_auc 0.75 on the rows of _rows()."""
+        info, name = logged_model
+        tags = {
+            "casework.test_roc_auc": "0.750000",
+            TEST_ROWS_TAG: digest_of_rows(*_rows()),
+        }
+        register_version(name, info, PROMOTE, tags)
+        return name
+
+    def test_same_test_rows_reuse_the_champions_recorded_score(
+        self, champion, monkeypatch
+    ):
+        import casework.tasks.model_store
+
+        def not_expected(*args, **kwargs):
+            raise AssertionError("the champion was loaded again")
+
+        monkeypatch.setattr(casework.tasks.model_store, "load_pipeline", not_expected)
+
+        decision = decide_promotion(champion, MetricSpec(), 0.8, *_rows())
+
+        assert decision.champion_score == 0.75
+        assert decision.promote is True
+
+    def test_other_test_rows_score_the_champion_again(self, champion):
+        decision = decide_promotion(champion, MetricSpec(), 0.8, *_rows(start=5))
+
+        # The real model ranks these rows perfectly, unlike its recorded 0.75
+        assert decision.champion_score == 1.0
+        assert decision.promote is False
