@@ -94,8 +94,11 @@ def column_importance(
 ) -> pd.DataFrame:
     """How much the score drops when each raw input column is shuffled.
 
-    The whole pipeline (hooks, cleaning, encoding, model) is scored on raw rows, so
-    the importance is of the columns as they arrive, not of encoded features.
+    The pipeline (hooks, cleaning, encoding, model) is scored on raw rows, so the
+    importance is of the columns as they arrive, not of encoded features. A pipeline
+    that starts with casework's cleaning step is cleaned once up front: that step
+    treats each column on its own, so shuffling a column before or after it is the
+    same, and the repeats then only encode and predict.
 
     Args:
         scoring: a scikit-learn scorer name, e.g. ``SCORERS["pr_auc"]``.
@@ -103,25 +106,37 @@ def column_importance(
         max_rows: rows drawn for each repeat, default 1000 (keeps it fast).
 
     Returns:
-        One row per column, ``importance_mean`` and ``importance_std``, largest first.
+        One row per column, ``importance_mean`` and ``importance_std``, largest first;
+        columns the model does not use (dropped as empty) score zero.
     """
+    model, rows = pipeline, X
+    if pipeline.steps[0][0] == "clean":
+        model, rows = pipeline[1:], pipeline[:1].transform(X)
     result = permutation_importance(
-        pipeline,
-        X,
+        model,
+        rows,
         y,
         scoring=scoring,
         n_repeats=n_repeats,
-        max_samples=min(max_rows, len(X)),
+        max_samples=min(max_rows, len(rows)),
         random_state=seed,
         n_jobs=1,
     )
-    table = pd.DataFrame(
+    used = pd.DataFrame(
         {
-            "column": [str(c) for c in X.columns],
+            "column": [str(c) for c in rows.columns],
             "importance_mean": result.importances_mean,
             "importance_std": result.importances_std,
         }
     )
+    unused = pd.DataFrame(
+        {
+            "column": [str(c) for c in X.columns if c not in rows.columns],
+            "importance_mean": 0.0,
+            "importance_std": 0.0,
+        }
+    )
+    table = pd.concat([used, unused], ignore_index=True) if len(unused) else used
     return table.sort_values("importance_mean", ascending=False, ignore_index=True)
 
 

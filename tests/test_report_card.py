@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from casework.tasks.card import ModelCard
-from casework.tasks.plots import binary_figures, multiclass_figures
+from casework.tasks.plots import binary_figures, column_importance, multiclass_figures
 from casework.tasks.validate import QualityReport
 from casework.usecases import load_usecase
 
@@ -40,6 +40,52 @@ class TestPlots:
         figures = multiclass_figures(y, proba, ["a", "b", "c"])
         assert "roc_curve_per_class.png" in figures
         assert all(_png_bytes(f).startswith(b"\x89PNG") for f in figures.values())
+
+
+class TestColumnImportance:
+    def test_cleaning_once_gives_the_importance_of_the_whole_pipeline(
+        self, churn_sample
+    ):
+        from sklearn.inspection import permutation_importance
+
+        pipeline, X, y = _churn_pipeline(churn_sample)
+
+        table = column_importance(pipeline, X, y, "roc_auc", n_repeats=3, seed=3)
+
+        whole = permutation_importance(
+            pipeline,
+            X,
+            y,
+            scoring="roc_auc",
+            n_repeats=3,
+            max_samples=1000,
+            random_state=3,
+        )
+        expected = dict(zip(X.columns, whole.importances_mean, strict=True))
+        got = dict(zip(table["column"], table["importance_mean"], strict=True))
+        assert set(got) == set(expected)
+        assert all(np.isclose(got[c], expected[c]) for c in expected)
+        assert got["Contract"] > 0.01
+
+    def test_a_column_dropped_as_empty_scores_zero(self, churn_sample):
+        frame = churn_sample.assign(Notes=np.nan)
+        pipeline, X, y = _churn_pipeline(frame)
+
+        table = column_importance(pipeline, X, y, "roc_auc", n_repeats=2)
+
+        assert table.set_index("column").loc["Notes", "importance_mean"] == 0.0
+        assert len(table) == X.shape[1]
+
+
+def _churn_pipeline(frame: pd.DataFrame):
+    from casework.tasks.candidates import make_candidate
+    from casework.tasks.clean import TabularCleaner, build_model_pipeline
+
+    X = frame.drop(columns=["customerID", "Churn"])
+    y = (frame["Churn"] == "Yes").astype(int).to_numpy()
+    cleaner = TabularCleaner().fit(X)
+    pipeline = build_model_pipeline(cleaner, make_candidate("logistic_regression", 0))
+    return pipeline.fit(X, y), X, y
 
 
 class TestModelCard:
