@@ -105,19 +105,50 @@ def log_dict(data: Any, artifact_file: str) -> None:
 
 
 def log_dataset(frame: pd.DataFrame, name: str, source: str, fingerprint: str) -> None:
-    """Record the training data as an MLflow dataset input of the active run."""
-    import warnings
+    """Record the training data as an MLflow dataset input of the active run: its
+    name, fingerprint (as digest), schema, row count and source.
 
+    The schema is read off the column types. MLflow's own ``from_pandas`` inspects
+    every cell of every text column for it, about a second of the flow's thread on
+    7,000 rows, while the candidates wait for the same interpreter.
+    """
     import mlflow
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.types import ColSpec, Schema
 
-    with warnings.catch_warnings():
-        # MLflow hints that integer columns cannot hold blanks; the model's own
-        # signature declares numbers as floats, this record of the data need not.
-        warnings.filterwarnings(
-            "ignore", message=".*integer column", category=UserWarning
-        )
-        dataset = mlflow.data.from_pandas(frame, name=name, digest=fingerprint)
-        mlflow.log_input(dataset, context="training", tags={"source": _safe(source)})
+    schema = Schema(
+        [
+            ColSpec(
+                _mlflow_type(frame[column]), str(column), required=_full(frame[column])
+            )
+            for column in frame.columns
+        ]
+    )
+    dataset = MetaDataset(
+        CodeDatasetSource({}), name=name, digest=fingerprint, schema=schema
+    )
+    mlflow.log_input(
+        dataset,
+        context="training",
+        tags={"source": _safe(source), "rows": str(len(frame))},
+    )
+
+
+def _mlflow_type(column: pd.Series) -> str:
+    if pd.api.types.is_bool_dtype(column):
+        return "boolean"
+    if pd.api.types.is_integer_dtype(column):
+        return "long"
+    if pd.api.types.is_float_dtype(column):
+        return "double"
+    if pd.api.types.is_datetime64_any_dtype(column):
+        return "datetime"
+    return "string"
+
+
+def _full(column: pd.Series) -> bool:
+    return not bool(column.isna().any())
 
 
 def _param_text(value: Any) -> str:

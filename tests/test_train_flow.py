@@ -78,6 +78,27 @@ class TestChurnEndToEnd:
             == "double"
         )
 
+    def test_run_records_its_data_set_with_fingerprint_schema_and_rows(
+        self, churn_run
+    ):
+        import json
+
+        from mlflow import MlflowClient
+
+        run = MlflowClient().get_run(churn_run["run_id"])
+        (recorded,) = run.inputs.dataset_inputs
+        tags = {tag.key: tag.value for tag in recorded.tags}
+        columns = {
+            column["name"]: column["type"]
+            for column in json.loads(recorded.dataset.schema)["mlflow_colspec"]
+        }
+
+        assert recorded.dataset.name == "churn"
+        assert recorded.dataset.digest == churn_run["data_fingerprint"]
+        assert tags["rows"] == "7043" and tags["mlflow.data.context"] == "training"
+        assert columns["tenure"] == "long" and columns["MonthlyCharges"] == "double"
+        assert columns["TotalCharges"] == "string"  # as read, before cleaning
+
     def test_worse_run_is_challenger_and_keeps_the_champion(self, churn_run):
         from casework.flows.train import train
 
