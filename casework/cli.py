@@ -170,10 +170,9 @@ def run(
         if all_usecases:
             _run_all(task_runner, local_api, names, register)
             return
-        from casework.flows.train import train
-        from casework.tasks.candidates import import_libraries
+        from casework.flows.train import import_libraries, train
 
-        # Imported while the local API boots, not inside the first candidate's fit
+        # Imported while the local API boots, not inside the flow
         import_libraries(names or spec.candidates)
         flow = _started(train, task_runner, local_api)
         summary = flow(usecase=usecase, candidates=names, register_winner=register)

@@ -21,6 +21,7 @@ from casework import __version__
 from casework.errors import DataError, first_line
 from casework.tasks import track
 from casework.tasks.candidates import check_candidates
+from casework.tasks.candidates import import_libraries as import_candidate_libraries
 from casework.tasks.card import ModelCard, card_summary, log_card
 from casework.tasks.clean import TabularCleaner
 from casework.tasks.ingest import RawData, ingest
@@ -50,7 +51,7 @@ from casework.usecases import UseCaseSpec, load_usecase
 from casework.usecases.discovery import usecase_label
 from casework.usecases.hooks import load_callable
 
-__all__ = ["TrainSummary", "summary_markdown", "train"]
+__all__ = ["TrainSummary", "import_libraries", "summary_markdown", "train"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +82,16 @@ class TrainSummary:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def import_libraries(candidates: list[str]) -> None:
+    """Import the heavy libraries a training run needs: skops, which saves the model
+    and lists scikit-learn's types when imported, and the candidates' own. A caller
+    can pay for them while it waits for something else, as the CLI does while
+    Prefect's local API boots."""
+    import skops.io  # noqa: F401
+
+    import_candidate_libraries(candidates)
 
 
 def _run_name() -> str:

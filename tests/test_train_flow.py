@@ -78,9 +78,7 @@ class TestChurnEndToEnd:
             == "double"
         )
 
-    def test_run_records_its_data_set_with_fingerprint_schema_and_rows(
-        self, churn_run
-    ):
+    def test_run_records_its_data_set_with_fingerprint_schema_and_rows(self, churn_run):
         import json
 
         from mlflow import MlflowClient
