@@ -9,7 +9,7 @@ Runs, each as a fresh process (imports included, as a user would see them):
      twice more in the same home (warm).
 Prints the wall times and the overhead (casework minus plain), in seconds and as a ratio.
 
-    python bench/overhead.py [--repeats 2]
+    python bench/overhead.py [--repeats 2] [--prefect-api-url http://127.0.0.1:4200/api]
 """
 
 from __future__ import annotations
@@ -44,6 +44,11 @@ def main() -> None:
     parser.add_argument(
         "--repeats", type=int, default=2, help="warm runs of each (default 2)"
     )
+    parser.add_argument(
+        "--prefect-api-url",
+        help="time casework against this running Prefect server instead of its "
+        "per-command local API",
+    )
     args = parser.parse_args()
 
     env = {
@@ -61,6 +66,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="casework-bench-") as home:
         run_env = {**env, "CASEWORK_HOME": home}
+        if args.prefect_api_url:
+            run_env["PREFECT_API_URL"] = args.prefect_api_url
         cold = timed([casework, "run", "churn"], run_env)
         warm = [timed([casework, "run", "churn"], run_env) for _ in range(args.repeats)]
 
