@@ -153,11 +153,14 @@ def start_local_api() -> LocalPrefectAPI | None:
     log_path = _server_log_path()
     with log_path.open("ab") as log:
         offset = log.tell()
+        # Its own session: a Ctrl-C meant for the command must not kill the API the
+        # flow still reports to while it stops; the exit handler stops the server.
         process = subprocess.Popen(
             command,
             env={**os.environ, **_EPHEMERAL_SERVER_ENV},
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     api = LocalPrefectAPI(process, f"http://127.0.0.1:{port}/api", log_path, offset)
     atexit.register(api.stop)
