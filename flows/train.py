@@ -33,7 +33,6 @@ from casework.tasks.register import (
     GateDecision,
     RegisteredVersion,
     decide_promotion,
-    digest_of_rows,
     register_version,
 )
 from casework.tasks.report import TestEvaluation, evaluate_test, log_plots
@@ -165,7 +164,7 @@ def _train_in_run(
     # Register
     version, decision = None, None
     if gate is not None:
-        version, decision = _register(spec, data, parts, evaluation, card, *gate)
+        version, decision = _register(spec, data, evaluation, card, *gate)
     else:
         log_card(card)
     return _summary(
@@ -382,7 +381,6 @@ def _gate_and_log_model(
 def _register(
     spec: UseCaseSpec,
     data: ValidData,
-    parts: Split,
     evaluation: TestEvaluation,
     card: ModelCard,
     decision: GateDecision,
@@ -401,7 +399,7 @@ def _register(
         f"casework.test_{primary}": f"{test_score:.6f}",
         "casework.classes": ",".join(data.classes),
     }
-    tags[TEST_ROWS_TAG] = digest_of_rows(data.X.iloc[parts.test], data.y[parts.test])
+    tags[TEST_ROWS_TAG] = decision.test_rows
     # A multi-class model decides by arg-max: it has no threshold to store.
     if threshold is not None:
         tags[THRESHOLD_TAG] = f"{threshold:.6f}"

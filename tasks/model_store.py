@@ -16,7 +16,7 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from casework.errors import RegistryError, first_line
-from casework.usecases.hooks import load_callable
+from casework.usecases.hooks import callable_name, load_callable
 from casework.usecases.spec import UseCaseSpec
 
 __all__ = [
@@ -145,4 +145,4 @@ def trusted_hook_names(spec: UseCaseSpec) -> tuple[str, ...]:
     if not spec.hooks.features:
         return ()
     function = load_callable(spec.hooks.features, spec.base_dir)
-    return (f"{function.__module__}.{function.__qualname__}",)
+    return (callable_name(function),)

@@ -49,6 +49,8 @@ class GateDecision:
     challenger_score: float
     champion_score: float | None = None
     champion_version: str | None = None
+    # digest_of_rows of the test rows the decision was made on
+    test_rows: str = ""
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,7 @@ def decide_promotion(
     A champion registered on the very same test rows (same digest) keeps the score it
     recorded then: the model is fixed, so scoring it again would give the same.
     """
+    digest = digest_of_rows(X_test, y_test)
     champion = current_champion(model_name)
     if champion is None:
         return GateDecision(
@@ -108,12 +111,11 @@ def decide_promotion(
             "first version of this model: it becomes champion",
             metric.primary,
             challenger_score,
+            test_rows=digest,
         )
 
     try:
-        champion_score = _recorded_score(
-            champion, metric.primary, digest_of_rows(X_test, y_test)
-        )
+        champion_score = _recorded_score(champion, metric.primary, digest)
         if champion_score is None:
             champion_score = _champion_score(
                 model_name, champion, metric.primary, X_test, y_test, trusted_functions
@@ -125,7 +127,13 @@ def decide_promotion(
         )
         logger.warning(reason)
         return GateDecision(
-            False, reason, metric.primary, challenger_score, None, str(champion.version)
+            False,
+            reason,
+            metric.primary,
+            challenger_score,
+            None,
+            str(champion.version),
+            digest,
         )
 
     promote = is_better(
@@ -143,6 +151,7 @@ def decide_promotion(
         challenger_score,
         champion_score,
         str(champion.version),
+        digest,
     )
 
 

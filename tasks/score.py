@@ -22,6 +22,7 @@ from sklearn.pipeline import Pipeline
 from casework.errors import DataError, RegistryError, SchemaError, first_line
 from casework.tasks.clean import coerce_numeric_text
 from casework.tasks.register import THRESHOLD_TAG
+from casework.usecases.hooks import callable_name
 
 __all__ = [
     "CLASSES_TAG",
@@ -373,8 +374,7 @@ def _cleaned(pipeline: Pipeline, X: pd.DataFrame, where: str) -> pd.DataFrame:
 
 
 def _hook_name(step: Any) -> str:
-    function = getattr(step, "func", step)
-    return f"{getattr(function, '__module__', '?')}:{getattr(function, '__qualname__', '?')}"
+    return callable_name(getattr(step, "func", step))
 
 
 def _clean_step_index(pipeline: Pipeline) -> int:

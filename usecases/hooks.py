@@ -14,9 +14,15 @@ import cloudpickle
 
 from casework.errors import SpecError, first_line
 
-__all__ = ["load_callable"]
+__all__ = ["callable_name", "load_callable"]
 
 logger = logging.getLogger(__name__)
+
+
+def callable_name(function: Any) -> str:
+    """``module.qualname`` of a function: how hooks are named in trusted-type lists
+    and in messages."""
+    return f"{function.__module__}.{function.__qualname__}"
 
 
 def load_callable(reference: str, base_dir: Path) -> Callable[..., Any]:
