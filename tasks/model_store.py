@@ -7,7 +7,9 @@ stored in the model, so a tampered model cannot whitelist code for itself.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,9 @@ TRUSTED_TYPES = (
 
 _RUNTIME_PACKAGES = ("casework", "scikit-learn", "skops", "pandas", "numpy", "scipy")
 
+# The import name of each pinned package, where it differs from the package name.
+_MODULE_OF = {"scikit-learn": "sklearn"}
+
 
 def log_pipeline(
     pipeline: Pipeline,
@@ -64,17 +69,42 @@ def log_pipeline(
 
     example = model_input_frame(pipeline, signature_rows)
     signature = infer_signature(example, pipeline.predict_proba(signature_rows))
-    return mlflow.sklearn.log_model(
-        pipeline,
-        name="model",
-        signature=signature,
-        input_example=example.head(5),
-        serialization_format="skops",
-        skops_trusted_types=[*TRUSTED_TYPES, *trusted_functions],
-        pip_requirements=_pip_requirements(),
-        pyfunc_predict_fn="predict_proba",
-        metadata=metadata or {},
-    )
+    with _pins_checked_without_scan():
+        return mlflow.sklearn.log_model(
+            pipeline,
+            name="model",
+            signature=signature,
+            input_example=example.head(5),
+            serialization_format="skops",
+            skops_trusted_types=[*TRUSTED_TYPES, *trusted_functions],
+            pip_requirements=_pip_requirements(),
+            pyfunc_predict_fn="predict_proba",
+            metadata=metadata or {},
+        )
+
+
+@contextlib.contextmanager
+def _pins_checked_without_scan() -> Iterator[None]:
+    """MLflow's check of the pins against the installed packages, without its map of
+    every installed distribution to its modules.
+
+    Building that map reads each distribution's file list: 0.3-1 s, the slowest part
+    of logging a model. The pins are read from the installed versions, so the map is
+    given just their packages for the call, and MLflow's own is left unbuilt.
+    """
+    from mlflow.utils import requirements_utils
+
+    # A private MLflow cache. Should it be renamed or already built, MLflow's own
+    # check runs as before: slower, still correct.
+    if getattr(requirements_utils, "_MODULES_TO_PACKAGES", "renamed") is not None:
+        yield
+        return
+    pinned = {_MODULE_OF.get(name, name): [name] for name in _RUNTIME_PACKAGES}
+    requirements_utils._MODULES_TO_PACKAGES = pinned
+    try:
+        yield
+    finally:
+        requirements_utils._MODULES_TO_PACKAGES = None
 
 
 def model_input_frame(pipeline: Pipeline, rows: pd.DataFrame) -> pd.DataFrame:
