@@ -174,16 +174,23 @@ def run(
 
         # Imported while the local API boots, not inside the flow
         import_libraries(names or spec.candidates)
-        flow = _started(train, task_runner, local_api)
-        summary = flow(usecase=usecase, candidates=names, register_winner=register)
+        with _started(train, task_runner, local_api) as flow:
+            summary = flow(usecase=usecase, candidates=names, register_winner=register)
         _print_train_summary(summary)
 
 
-def _started(flow: Any, task_runner: Any, local_api: Any) -> Any:
-    """``flow`` with ``task_runner``, once the Prefect API answers."""
-    if local_api is not None:
-        local_api.wait_until_ready()
-    return flow.with_options(task_runner=task_runner)
+@contextlib.contextmanager
+def _started(flow: Any, task_runner: Any, local_api: Any) -> Iterator[Any]:
+    """``flow`` (with ``task_runner``, if given) once the Prefect API answers, and
+    with the local API's settings while it runs."""
+    if task_runner is not None:
+        flow = flow.with_options(task_runner=task_runner)
+    if local_api is None:
+        yield flow
+        return
+    local_api.wait_until_ready()
+    with local_api.flow_settings():
+        yield flow
 
 
 def _run_all(
@@ -194,8 +201,8 @@ def _run_all(
 ) -> None:
     from casework.flows.train_all import train_all
 
-    flow = _started(train_all, task_runner, local_api)
-    outcomes = flow(candidates=candidates, register_winner=register)
+    with _started(train_all, task_runner, local_api) as flow:
+        outcomes = flow(candidates=candidates, register_winner=register)
     _print_all_summary(outcomes)
     failed = [outcome for outcome in outcomes if not outcome["ok"]]
     for outcome in failed:
@@ -360,21 +367,20 @@ def score(
         local_api = _prepare(start_prefect=True)
         from casework.flows.score import score as score_flow
 
-        if local_api is not None:
-            local_api.wait_until_ready()
-        summary = score_flow(
-            usecase=usecase,
-            # Passwords move to environment variables: flow parameters are stored.
-            input=lift_password(input, "CASEWORK_INPUT_PASSWORD"),
-            input_table=input_table,
-            input_query=input_query,
-            output=lift_password(output, "CASEWORK_OUTPUT_PASSWORD"),
-            output_table=output_table,
-            mode=mode or None,
-            alias=alias,
-            version=version,
-            chunk_rows=chunk_rows,
-        )
+        with _started(score_flow, None, local_api) as flow:
+            summary = flow(
+                usecase=usecase,
+                # Passwords move to environment variables: flow parameters are stored.
+                input=lift_password(input, "CASEWORK_INPUT_PASSWORD"),
+                input_table=input_table,
+                input_query=input_query,
+                output=lift_password(output, "CASEWORK_OUTPUT_PASSWORD"),
+                output_table=output_table,
+                mode=mode or None,
+                alias=alias,
+                version=version,
+                chunk_rows=chunk_rows,
+            )
         _print_score_summary(summary)
 
 

@@ -10,6 +10,7 @@ libraries, instead of after them.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import re
@@ -19,6 +20,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 from casework.errors import TrackingError
@@ -87,6 +89,23 @@ class LocalPrefectAPI:
             f"Prefect's local API did not answer within {timeout:.0f} s; set "
             "PREFECT_API_URL to a running Prefect server instead"
         )
+
+    @contextlib.contextmanager
+    def flow_settings(self) -> Iterator[None]:
+        """Prefect's settings for flow runs reporting to this API: no heartbeats.
+
+        Heartbeats let a lasting server mark the runs of a process that died as
+        crashed. This API ends with the command, so nothing would read them, and
+        Prefect's heartbeat thread holds the end of every flow run for up to a
+        second: it sleeps in one-second steps before it sees the run is over.
+        """
+        from prefect.settings import (
+            PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+            temporary_settings,
+        )
+
+        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            yield
 
     def stop(self) -> None:
         """Stop the server; it is killed if it has not ended within 5 s."""

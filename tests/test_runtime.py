@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from casework.errors import TrackingError
-from casework.runtime import _ConsoleFilter, start_local_api
+from casework.runtime import LocalPrefectAPI, _ConsoleFilter, start_local_api
 
 from .helpers import run_casework
 
@@ -66,6 +66,33 @@ class TestLocalAPI:
         assert "ConnectionRefusedError" in message
         assert str(api.log_path) in message
         assert "\n" not in message
+
+
+class TestFlowSettings:
+    def test_flow_runs_on_the_local_api_send_no_heartbeats(
+        self, casework_env, monkeypatch
+    ):
+        from prefect import flow
+        from prefect.flow_engine import FlowRunEngine
+
+        beats = []
+        monkeypatch.setattr(
+            FlowRunEngine,
+            "_emit_flow_run_heartbeat",
+            lambda engine, *args: beats.append(engine.flow_run.name),
+        )
+
+        @flow(flow_run_name="{name}")
+        def tiny(name: str) -> int:
+            return 1
+
+        api = LocalPrefectAPI(None, os.environ["PREFECT_API_URL"], Path("log"), 0)
+        with api.flow_settings():
+            tiny("local")
+        tiny("lasting")
+
+        # A lasting server gets Prefect's heartbeat from the run's first moment
+        assert beats == ["lasting"]
 
 
 class TestConsoleFilter:
