@@ -161,7 +161,9 @@ def choose_threshold(
         return ThresholdChoice(0.5, "default")
     candidates = _candidate_thresholds(positive)
     if spec.strategy == "max_f1":
-        f1 = [skm.f1_score(y, positive >= t, zero_division=0) for t in candidates]
+        hits, flagged = _flag_counts(y, positive, candidates)
+        scored = 2 * hits + (flagged - hits) + ((y == 1).sum() - hits)
+        f1 = np.divide(2 * hits, scored, out=np.zeros_like(hits), where=scored > 0)
         return ThresholdChoice(float(candidates[int(np.argmax(f1))]), "max_f1")
     if spec.strategy == "min_recall":
         return _with_minimum(
@@ -245,10 +247,8 @@ def _with_minimum(
     With ``confidence``, a threshold meets the minimum only when the Wilson lower
     bound of its rate does, so that few rows cannot meet it by luck.
     """
-    flagged = [positive >= t for t in candidates]
-    hits = np.array([(f & (y == 1)).sum() for f in flagged], dtype=float)
+    hits, precision_n = _flag_counts(y, positive, candidates)
     recall_n = np.full(len(candidates), float((y == 1).sum()))
-    precision_n = np.array([f.sum() for f in flagged], dtype=float)
     recall = np.divide(hits, recall_n, out=np.zeros_like(hits), where=recall_n > 0)
     precision = np.divide(
         hits, precision_n, out=np.zeros_like(hits), where=precision_n > 0
@@ -294,11 +294,28 @@ def _lowest_cost(
     if false_negative_costs is None:
         false_negative_costs = np.full(len(y), spec.false_negative_cost or 0.0)
     fp_cost = spec.false_positive_cost or 0.0
-    costs = [
-        expected_cost(y, positive >= t, fp_cost, false_negative_costs)
-        for t in candidates
-    ]
+    hits, flagged = _flag_counts(y, positive, candidates)
+
+    # Missed positives are those scored below the threshold: their costs, summed in
+    # order of score, give the cost missed at every threshold at once
+    order = np.argsort(positive[y == 1], kind="stable")
+    scores = positive[y == 1][order]
+    missed = np.concatenate([[0.0], np.cumsum(false_negative_costs[y == 1][order])])
+    costs = missed[np.searchsorted(scores, candidates, side="left")]
+    costs = costs + fp_cost * (flagged - hits)
     return ThresholdChoice(float(candidates[int(np.argmin(costs))]), "cost")
+
+
+def _flag_counts(
+    y: np.ndarray, positive: np.ndarray, thresholds: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each threshold t, the positive rows flagged (``positive >= t``) and all
+    rows flagged, counted by binary search rather than a pass per threshold."""
+    of_positives = np.sort(positive[y == 1])
+    of_all = np.sort(positive)
+    hits = len(of_positives) - np.searchsorted(of_positives, thresholds, side="left")
+    flagged = len(of_all) - np.searchsorted(of_all, thresholds, side="left")
+    return hits.astype(float), flagged.astype(float)
 
 
 def _roc_auc_ovr(y: np.ndarray, proba: np.ndarray, labels: np.ndarray) -> float:
