@@ -152,21 +152,19 @@ def run(
             )
         from casework.flows.runners import check_runner_options, make_task_runner
 
-        # A bad name, spec or runner option fails before anything starts
+        # A bad name, spec, candidate or runner option fails before anything starts
         check_runner_options(runner, dask_address, dask_workers)
-        spec = None
-        if usecase is not None:
-            from casework.usecases import load_usecase
-
-            spec = load_usecase(usecase)
-        local_api = _prepare(start_prefect=True)
-
-        task_runner = make_task_runner(runner, dask_address, dask_workers)
         names = (
             [c.strip() for c in candidates.split(",") if c.strip()]
             if candidates
             else None
         )
+        spec = None
+        if usecase is not None:
+            spec = _checked_usecase(usecase, names)
+        local_api = _prepare(start_prefect=True)
+
+        task_runner = make_task_runner(runner, dask_address, dask_workers)
         if all_usecases:
             _run_all(task_runner, local_api, names, register)
             return
@@ -177,6 +175,17 @@ def run(
         flow = _started(train, task_runner, local_api)
         summary = flow(usecase=usecase, candidates=names, register_winner=register)
         _print_train_summary(summary)
+
+
+def _checked_usecase(usecase: str, names: list[str] | None) -> Any:
+    """The use case's spec, once its candidates and their ``candidate_params``
+    (names and values) are known to be good."""
+    from casework.tasks.candidates import check_candidates
+    from casework.usecases import load_usecase
+
+    spec = load_usecase(usecase)
+    check_candidates(names or spec.candidates, spec.name, spec.candidate_params)
+    return spec
 
 
 def _started(flow: Any, task_runner: Any, local_api: Any) -> Any:

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from casework.cli import app
 from casework.tasks.redact import redact_url
-from tests.helpers import run_casework
+from tests.helpers import run_casework, write_usecase
 from tests.stack.servers import free_port
 
 HEAVY = ("prefect", "mlflow", "torch", "sklearn", "pandas", "skorch")
@@ -83,6 +83,53 @@ class TestScoreArgumentsCheckedBeforePrefectStarts:
         result = self._score(tmp_path, "--version", "abc", "-i", "x.csv", "-o", "y.csv")
         assert result.exit_code == 1
         assert "--version 'abc': expected a version number" in result.output
+
+
+class TestCandidateParamsCheckedBeforeAnythingStarts:
+    @pytest.mark.parametrize(
+        ("name", "settings", "named"),
+        [
+            (
+                "logistic_regression",
+                {"max_iter": -5},
+                "candidate_params.logistic_regression.max_iter: The 'max_iter' "
+                "parameter of LogisticRegression must be an int in the range [0, inf). "
+                "Got -5 instead.",
+            ),
+            (
+                "hist_gradient_boosting",
+                {"learning_rate": "fast"},
+                "candidate_params.hist_gradient_boosting.learning_rate: The "
+                "'learning_rate' parameter of HistGradientBoostingClassifier must be "
+                "a float in the range (0.0, inf). Got 'fast' instead.",
+            ),
+        ],
+        ids=["negative-max-iter", "text-learning-rate"],
+    )
+    def test_a_bad_value_is_one_line_and_nothing_is_tracked_or_registered(
+        self, tmp_path, churn_sample, name, settings, named
+    ):
+        spec = write_usecase(
+            tmp_path,
+            "demo",
+            churn_sample,
+            candidates=[name],
+            candidate_params={name: settings},
+        )
+        tracking_db = tmp_path / "mlflow.db"
+
+        completed = run_casework(
+            "run",
+            str(spec),
+            home=tmp_path,
+            MLFLOW_TRACKING_URI=f"sqlite:///{tracking_db}",
+        )
+
+        assert completed.returncode == 1
+        assert completed.stderr == f"error: demo: {named}\n"
+        # Neither MLflow (where a version would be registered) nor Prefect started
+        assert not tracking_db.exists()
+        assert not (tmp_path / "prefect").exists()
 
 
 class TestRedactUrl:
