@@ -48,8 +48,8 @@ def _reported() -> Iterator[None]:
 
 
 def _prepare(start_prefect: bool = False, check_tracking: bool = False) -> Any:
-    """Set up the environment. With ``check_tracking``, check that an MLflow server
-    named in it answers; with ``start_prefect``, also a Prefect server, and launch
+    """Set up the environment. With ``check_tracking``, check that the tracking store
+    named in it can be used; with ``start_prefect``, also a Prefect server, and launch
     Prefect's local API if none is named (see
     :func:`casework.runtime.start_local_api`)."""
     from casework.settings import configure_environment
@@ -58,8 +58,8 @@ def _prepare(start_prefect: bool = False, check_tracking: bool = False) -> Any:
     if not (start_prefect or check_tracking):
         return None
     from casework.runtime import (
-        check_mlflow_server,
         check_prefect_api,
+        check_tracking_store,
         quiet_expected_errors,
         start_local_api,
     )
@@ -68,7 +68,7 @@ def _prepare(start_prefect: bool = False, check_tracking: bool = False) -> Any:
     # Servers named in the environment answer before anything starts
     if start_prefect:
         check_prefect_api()
-    check_mlflow_server(tracking_uri())
+    check_tracking_store(tracking_uri())
     if not start_prefect:
         return None
     # Launched before Prefect is imported: Prefect reads PREFECT_API_URL at import.
@@ -257,7 +257,7 @@ def deploy(
         task_runner = make_task_runner(runner, dask_address, dask_workers)
         _prepare()
         from casework.runtime import (
-            check_mlflow_server,
+            check_tracking_store,
             quiet_expected_errors,
             require_prefect_server,
         )
@@ -265,7 +265,7 @@ def deploy(
 
         # Both servers answer before any deployment is registered
         require_prefect_server()
-        check_mlflow_server(tracking_uri())
+        check_tracking_store(tracking_uri())
         _print_deployments(plans)
 
         from casework.flows.deploy import serve_deployments

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 from typer.testing import CliRunner
@@ -157,3 +158,46 @@ class TestRegistryCommands:
             f"error: MLflow tracking server at {url} does not answer (ConnectError); "
             "start it or unset MLFLOW_TRACKING_URI to track locally"
         )
+
+
+class TestTrackingURI:
+    @pytest.mark.parametrize(
+        "uri", ["./mlruns", "file:///{home}/elsewhere/mlruns"], ids=["path", "file-uri"]
+    )
+    def test_mlflow_file_store_is_refused_in_one_line(self, tmp_path, uri):
+        uri = uri.format(home=tmp_path)
+
+        completed = run_casework(
+            "models", "churn", home=tmp_path, MLFLOW_TRACKING_URI=uri
+        )
+
+        assert completed.returncode == 1
+        assert completed.stderr == (
+            f"error: MLFLOW_TRACKING_URI={uri}: MLflow's file store (a folder of runs) "
+            "is not supported; use a database such as sqlite:///path/to/mlflow.db, or "
+            "an MLflow server at http(s)://host:port\n"
+        )
+        assert not (tmp_path / "mlruns").exists()
+        assert not (tmp_path / "elsewhere").exists()
+
+    @pytest.mark.parametrize("command", [["models", "churn"], ["run", "churn"]])
+    def test_unreachable_tracking_database_fails_fast_naming_it(
+        self, tmp_path, command
+    ):
+        port = free_port()
+        uri = f"postgresql://scorer:s3cret@127.0.0.1:{port}/mlflow"
+
+        started = time.monotonic()
+        completed = run_casework(*command, home=tmp_path, MLFLOW_TRACKING_URI=uri)
+        seconds = time.monotonic() - started
+
+        assert completed.returncode == 1
+        assert seconds < 30  # MLflow alone retries for about 100 s
+        assert completed.stderr.startswith(
+            f"error: MLflow tracking database at "
+            f"postgresql://scorer:***@127.0.0.1:{port}/mlflow cannot be reached: "
+        )
+        assert "Connection refused" in completed.stderr
+        assert completed.stderr.count("\n") == 1
+        assert "s3cret" not in completed.stdout + completed.stderr
+        assert not (tmp_path / "prefect").exists()
