@@ -11,7 +11,7 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from casework.errors import DataError, first_line
+from casework.errors import CaseworkError, DataError, first_line
 from casework.usecases.hooks import load_callable
 from casework.usecases.spec import CsvSource, ParquetSource, PythonSource, UseCaseSpec
 
@@ -145,8 +145,17 @@ def _read_python(reference: str, spec: UseCaseSpec) -> pd.DataFrame:
 
 
 def _prepare(frame: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
+    """The raw rows through the ``prepare`` hook, which must give back a frame."""
     hook = load_callable(spec.hooks.prepare, spec.base_dir)
-    prepared = hook(frame)
+    try:
+        prepared = hook(frame)
+    except CaseworkError:
+        raise  # the hook's own one-line message says it best
+    except Exception as exc:  # the user's code: any failure is reported in one line
+        raise DataError(
+            f"hook {spec.hooks.prepare!r} failed on the raw rows: "
+            f"{type(exc).__name__}: {first_line(exc)}"
+        ) from None
     if not isinstance(prepared, pd.DataFrame):
         raise DataError(
             f"hook {spec.hooks.prepare!r} returned {type(prepared).__name__}, "
