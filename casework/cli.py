@@ -362,7 +362,9 @@ def score(
             raise DataError(
                 f"--version {version!r}: expected a version number such as 3"
             )
-        spec = load_usecase(usecase)  # a bad name or spec fails before anything starts
+        # A bad name, spec, input or output fails before anything starts; nothing
+        # here imports Prefect, which must first see the local API's URL (as in run)
+        spec = load_usecase(usecase)
         _check_endpoints(
             spec, input, input_table, input_query, output, output_table, mode
         )

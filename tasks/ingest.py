@@ -12,17 +12,11 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from casework.errors import CaseworkError, DataError, first_line
+from casework.tasks.frames import require_plain_rows, require_unique_names
 from casework.usecases.hooks import load_callable
 from casework.usecases.spec import CsvSource, ParquetSource, PythonSource, UseCaseSpec
 
-__all__ = [
-    "RawData",
-    "fingerprint",
-    "ingest",
-    "read_source",
-    "require_plain_rows",
-    "require_unique_names",
-]
+__all__ = ["RawData", "fingerprint", "ingest", "read_source"]
 
 logger = logging.getLogger(__name__)
 
@@ -102,24 +96,6 @@ def _require_unique_header(path: Path, separator: str) -> None:
         path, sep=separator, encoding="utf-8-sig", header=None, nrows=1
     )
     require_unique_names([str(name) for name in header.iloc[0]], path)
-
-
-def require_plain_rows(frame: pd.DataFrame, where: object, n_fields: int) -> None:
-    """Refuse rows longer than the header: pandas turns their extra leading fields
-    into an index instead of failing."""
-    if not isinstance(frame.index, pd.RangeIndex):
-        raise DataError(
-            f"{where}: rows have more fields than the {n_fields} of the header; "
-            "check the separator and the quoting"
-        )
-
-
-def require_unique_names(names: list[str], where: object) -> None:
-    """Refuse column names that appear twice (after stripping spaces)."""
-    stripped = [name.strip() for name in names]
-    repeated = sorted({name for name in stripped if stripped.count(name) > 1})
-    if repeated:
-        raise DataError(f"{where}: column names appear twice in the header: {repeated}")
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:

@@ -22,7 +22,7 @@ from typing import IO, Any, Literal
 import pandas as pd
 
 from casework.errors import DataError, first_line
-from casework.tasks.ingest import require_plain_rows, require_unique_names
+from casework.tasks.frames import require_plain_rows, require_unique_names
 from casework.tasks.redact import redact_url
 from casework.usecases.spec import (
     CsvSource,

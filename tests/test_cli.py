@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -84,6 +85,65 @@ class TestScoreArgumentsCheckedBeforePrefectStarts:
         result = self._score(tmp_path, "--version", "abc", "-i", "x.csv", "-o", "y.csv")
         assert result.exit_code == 1
         assert "--version 'abc': expected a version number" in result.output
+
+
+# Runs the command line with start_local_api wrapped, to record whether Prefect was
+# imported before casework's local API was launched (Prefect reads its API URL once).
+_LAUNCH_PROBE = """
+import sys
+import casework.runtime as runtime
+
+launch = runtime.start_local_api
+
+def recorded_launch():
+    print(f"prefect imported before launch: {'prefect' in sys.modules}", file=sys.stderr)
+    return launch()
+
+runtime.start_local_api = recorded_launch
+from casework.cli import main
+
+sys.argv = ["casework", *sys.argv[1:]]
+main()
+"""
+
+
+class TestScoreStartsOnlyCaseworksLocalAPI:
+    def test_prefect_is_imported_after_the_local_api_and_starts_no_server_of_its_own(
+        self, tmp_path
+    ):
+        probe = tmp_path / "probe.py"
+        probe.write_text(_LAUNCH_PROBE)
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("PREFECT_", "MLFLOW_", "CASEWORK_"))
+        }
+        # A Prefect that missed casework's settings would write under ~/.prefect
+        env.update(CASEWORK_HOME=str(tmp_path / "home"), HOME=str(tmp_path))
+        rows = tmp_path / "rows.csv"
+        rows.write_text("customerID,tenure\n1,3\n")
+        score = ["score", "churn", "-i", str(rows), "-o", str(tmp_path / "scores.csv")]
+
+        completed = subprocess.run(
+            [sys.executable, str(probe), *score],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+        assert "prefect imported before launch: False" in completed.stderr
+        assert "Starting temporary server" not in completed.stderr
+        assert not (tmp_path / ".prefect").exists()
+        # The flow ran against casework's API, and stopped where it should: no model
+        assert completed.returncode == 1
+        assert completed.stderr.endswith(
+            "error: registered model 'churn' has no alias 'champion' (Registered Model "
+            "with name=churn not found); list versions with 'casework models' or train "
+            "one with 'casework run'\n"
+        )
 
 
 class TestCandidateParamsCheckedBeforeAnythingStarts:
