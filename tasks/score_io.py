@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import tempfile
+import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -334,17 +334,23 @@ def _require(present: Iterable[str], columns: list[str], where: str) -> None:
 def _atomic_file(target: Path) -> Iterator[Path]:
     """A temporary path beside ``target`` that replaces it only on success."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=".partial"
-    )
-    os.close(handle)
-    temporary = Path(name)
+    temporary = _new_partial_file(target)
     try:
         yield temporary
         _sync(temporary)
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def _new_partial_file(target: Path) -> Path:
+    """A new, empty file beside ``target`` with the mode any new file gets (0666 less
+    the umask, as the output would have if written in place); ``tempfile.mkstemp``
+    makes it 0600, which the rename would keep."""
+    path = target.with_name(f".{target.name}.{secrets.token_hex(6)}.partial")
+    handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    os.close(handle)
+    return path
 
 
 def _write_csv(frames: Iterable[pd.DataFrame], path: Path, separator: str) -> int:

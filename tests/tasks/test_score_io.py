@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -105,6 +107,24 @@ class TestAtomicWriting:
         assert write_chunks(frames, Endpoint(kind, path=path)) == 3
         read = pd.read_csv(path) if kind == "csv" else pd.read_parquet(path)
         assert read["id"].tolist() == ["c0", "c1", "c2"]
+
+    @pytest.mark.parametrize("kind", ["csv", "parquet"])
+    @pytest.mark.parametrize(
+        ("umask", "mode"), [(0o022, 0o644), (0o027, 0o640)], ids=["022", "027"]
+    )
+    def test_the_output_gets_the_mode_of_any_new_file(
+        self, tmp_path, umask, mode, kind
+    ):
+        path = tmp_path / f"scores.{kind}"
+        frame = pd.DataFrame({"id": ["a"], "score": [0.5]})
+        before = os.umask(umask)
+        try:
+            write_chunks([frame], Endpoint(kind, path=path))
+        finally:
+            os.umask(before)
+
+        assert stat.S_IMODE(path.stat().st_mode) == mode
+        assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
 
 
 def test_spec_defaults_resolve_relative_to_the_spec(tmp_path: Path):
