@@ -527,8 +527,13 @@ def _rounded(score: str) -> str:
 
 def _check_endpoints(spec: Any, *arguments: str) -> None:
     """Inputs and outputs that cannot work fail here, before Prefect starts: an input
-    file that is not there, a ``${VAR}`` that is not set, a suffix casework cannot write."""
-    from casework.tasks.score_io import input_endpoint, output_endpoint
+    file that is not there, a ``${VAR}`` that is not set, a suffix casework cannot
+    write, an output that is a folder or in a folder that does not exist."""
+    from casework.tasks.score_io import (
+        check_output_file,
+        input_endpoint,
+        output_endpoint,
+    )
     from casework.tasks.sql import expand_url
 
     input, input_table, input_query, output, output_table, mode = arguments
@@ -536,6 +541,8 @@ def _check_endpoints(spec: Any, *arguments: str) -> None:
     sink = output_endpoint(spec, output, output_table, mode or None)
     if source.path is not None and not source.path.is_file():
         raise DataError(f"{source.path}: input file not found")
+    if sink.path is not None:
+        check_output_file(sink.path)
     for endpoint in (source, sink):
         if endpoint.url:
             expand_url(endpoint.url)

@@ -34,6 +34,7 @@ from casework.usecases.spec import (
 
 __all__ = [
     "Endpoint",
+    "check_output_file",
     "input_endpoint",
     "output_endpoint",
     "read_chunks",
@@ -196,6 +197,26 @@ def write_chunks(frames: Iterable[pd.DataFrame], endpoint: Endpoint) -> int:
     return written
 
 
+def check_output_file(path: Path) -> None:
+    """Refuse an output path that cannot become a file: a folder, or a file in a
+    folder that does not exist. Folders are not created: a mistyped one would hide
+    the scores where nobody looks for them.
+
+    Raises:
+        DataError: naming the path or the folder, and what to do.
+    """
+    if path.is_dir():
+        raise DataError(
+            f"output {path} is a folder; give a file in it instead, such as "
+            f"{path / 'scores.csv'}"
+        )
+    if not path.parent.is_dir():
+        raise DataError(
+            f"output {path}: the folder {path.parent} does not exist; create it "
+            "first, or correct the path"
+        )
+
+
 def _endpoint(location: str, table: str, query: str, role: str) -> Endpoint:
     if _is_url(location):
         if bool(table) == bool(query):
@@ -333,7 +354,7 @@ def _require(present: Iterable[str], columns: list[str], where: str) -> None:
 @contextlib.contextmanager
 def _atomic_file(target: Path) -> Iterator[Path]:
     """A temporary path beside ``target`` that replaces it only on success."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    check_output_file(target)
     temporary = _new_partial_file(target)
     try:
         yield temporary

@@ -81,6 +81,36 @@ class TestScoreArgumentsCheckedBeforePrefectStarts:
         assert result.exit_code == 1
         assert "needs the environment variable NOPE_VAR" in result.output
 
+    def test_an_output_that_is_a_folder_is_one_line(self, tmp_path):
+        folder = tmp_path / "scores.csv"
+        folder.mkdir()
+        rows = tmp_path / "rows.csv"
+        rows.write_text("customerID\n1\n")
+
+        result = self._score(tmp_path, "-i", str(rows), "-o", str(folder))
+
+        assert result.exit_code == 1
+        assert result.output == (
+            f"error: output {folder} is a folder; give a file in it instead, such as "
+            f"{folder / 'scores.csv'}\n"
+        )
+        assert not (tmp_path / "prefect").exists()
+
+    def test_an_output_in_a_missing_folder_is_refused_naming_the_folder(self, tmp_path):
+        rows = tmp_path / "rows.csv"
+        rows.write_text("customerID\n1\n")
+        output = tmp_path / "nope" / "scores.csv"
+
+        result = self._score(tmp_path, "-i", str(rows), "-o", str(output))
+
+        assert result.exit_code == 1
+        assert result.output == (
+            f"error: output {output}: the folder {output.parent} does not exist; "
+            "create it first, or correct the path\n"
+        )
+        assert not output.parent.exists()
+        assert not (tmp_path / "prefect").exists()
+
     def test_version_that_is_not_a_number_is_refused(self, tmp_path):
         result = self._score(tmp_path, "--version", "abc", "-i", "x.csv", "-o", "y.csv")
         assert result.exit_code == 1
