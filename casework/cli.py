@@ -344,7 +344,7 @@ def score(
         str, typer.Option(help="Model version to score with, instead of an alias.")
     ] = "",
     chunk_rows: Annotated[
-        int, typer.Option(help="Rows per chunk (default: the spec's, 50000).", min=0)
+        int, typer.Option(help="Rows per chunk (default: the spec's, 50000).")
     ] = 0,
 ) -> None:
     """Score rows with a registered model: one output row per input row."""
@@ -361,6 +361,11 @@ def score(
         if version and not version.isdigit():
             raise DataError(
                 f"--version {version!r}: expected a version number such as 3"
+            )
+        if chunk_rows < 0:
+            raise DataError(
+                f"--chunk-rows {chunk_rows}: expected a number of rows above 0 (or 0, "
+                "the default, for the spec's)"
             )
         # A bad name, spec, input or output fails before anything starts; nothing
         # here imports Prefect, which must first see the local API's URL (as in run)

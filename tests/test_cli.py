@@ -111,6 +111,14 @@ class TestScoreArgumentsCheckedBeforePrefectStarts:
         assert not output.parent.exists()
         assert not (tmp_path / "prefect").exists()
 
+    def test_negative_chunk_rows_is_one_line(self, tmp_path):
+        result = self._score(tmp_path, "--chunk-rows", "-1", "-i", "x.csv")
+        assert result.exit_code == 1
+        assert result.output == (
+            "error: --chunk-rows -1: expected a number of rows above 0 (or 0, the "
+            "default, for the spec's)\n"
+        )
+
     def test_version_that_is_not_a_number_is_refused(self, tmp_path):
         result = self._score(tmp_path, "--version", "abc", "-i", "x.csv", "-o", "y.csv")
         assert result.exit_code == 1
