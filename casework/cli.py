@@ -146,10 +146,13 @@ def run(
 ) -> None:
     """Train a use case's candidates, evaluate them, and register the winner."""
     with _reported():
-        if all_usecases == (usecase is not None):
+        if usecase is None and not all_usecases:
             raise CaseworkError(
-                "give one use case, or --all to train every use case (not both)"
+                "casework run needs a use case: a name (see 'casework list'), the path "
+                "to a usecase.yaml, or --all to train every use case"
             )
+        if usecase is not None and all_usecases:
+            raise CaseworkError("give one use case, or --all, not both")
         from casework.flows.runners import check_runner_options, make_task_runner
 
         # A bad name, spec, candidate or runner option fails before anything starts

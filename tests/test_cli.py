@@ -43,6 +43,23 @@ class TestList:
         assert "churn" in result.output and "Churn" in result.output
 
 
+class TestRunArguments:
+    def test_no_use_case_says_what_to_give(self, tmp_path):
+        result = CliRunner().invoke(app, ["run"], env={"CASEWORK_HOME": str(tmp_path)})
+        assert result.exit_code == 1
+        assert result.output == (
+            "error: casework run needs a use case: a name (see 'casework list'), the "
+            "path to a usecase.yaml, or --all to train every use case\n"
+        )
+
+    def test_a_use_case_and_all_together_are_refused(self, tmp_path):
+        result = CliRunner().invoke(
+            app, ["run", "churn", "--all"], env={"CASEWORK_HOME": str(tmp_path)}
+        )
+        assert result.exit_code == 1
+        assert result.output == "error: give one use case, or --all, not both\n"
+
+
 class TestHome:
     def test_unusable_home_is_one_line_naming_it(self, tmp_path):
         not_a_folder = tmp_path / "file"
