@@ -47,10 +47,15 @@ def _reported() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-def _prepare(start_prefect: bool = False, check_tracking: bool = False) -> Any:
+def _prepare(
+    start_prefect: bool = False,
+    check_tracking: bool = False,
+    require_registry: bool = False,
+) -> Any:
     """Set up the environment. With ``check_tracking``, check that the tracking store
-    named in it can be used; with ``start_prefect``, also a Prefect server, and launch
-    Prefect's local API if none is named (see
+    named in it can be used, and with ``require_registry`` that it exists already
+    (models and promote work on versions that must be there); with ``start_prefect``,
+    also a Prefect server, and launch Prefect's local API if none is named (see
     :func:`casework.runtime.start_local_api`)."""
     from casework.settings import configure_environment
 
@@ -68,7 +73,7 @@ def _prepare(start_prefect: bool = False, check_tracking: bool = False) -> Any:
     # Servers named in the environment answer before anything starts
     if start_prefect:
         check_prefect_api()
-    check_tracking_store(tracking_uri())
+    check_tracking_store(tracking_uri(), must_exist=require_registry)
     if not start_prefect:
         return None
     # Launched before Prefect is imported: Prefect reads PREFECT_API_URL at import.
@@ -408,7 +413,7 @@ def models(
         from casework.usecases import load_usecase
 
         spec = load_usecase(usecase)
-        _prepare(check_tracking=True)
+        _prepare(check_tracking=True, require_registry=True)
         from casework.tasks.registry_view import list_versions
 
         rows = list_versions(spec.model_name)
@@ -453,7 +458,7 @@ def promote(
         from casework.usecases import load_usecase
 
         spec = load_usecase(usecase)
-        _prepare(check_tracking=True)
+        _prepare(check_tracking=True, require_registry=True)
         from casework.tasks.registry_view import set_champion
 
         set_champion(spec.model_name, version)

@@ -252,14 +252,33 @@ _DATABASE_TIMEOUT_ARGUMENT = {
 _DATABASE_SCHEMES = ("postgresql", "mysql", "mssql")
 
 
-def check_tracking_store(uri: str, timeout_seconds: float = 5.0) -> None:
+def check_tracking_store(
+    uri: str, must_exist: bool = False, timeout_seconds: float = 5.0
+) -> None:
     """Fail in one line when the tracking store at ``uri`` cannot be used: an MLflow
-    server that does not answer, or a database server that refuses the connection."""
+    server that does not answer, a database server that refuses the connection, or,
+    with ``must_exist`` (commands that only read), a SQLite file that is not there."""
     scheme = uri.partition(":")[0].lower()
     if scheme in ("http", "https"):
         check_mlflow_server(uri, timeout_seconds)
+    elif scheme == "sqlite" and must_exist:
+        _require_sqlite_file(uri)
     elif scheme.partition("+")[0] in _DATABASE_SCHEMES:
         _check_database(uri, timeout_seconds)
+
+
+def _require_sqlite_file(uri: str) -> None:
+    """Refuse a SQLite tracking database that does not exist, instead of letting
+    MLflow create it, and its folders, for a command that only reads."""
+    from sqlalchemy.engine import make_url
+
+    database = make_url(uri).database
+    if database and database != ":memory:" and not Path(database).is_file():
+        raise TrackingError(
+            f"no MLflow tracking database exists at {database}, so nothing is "
+            "registered there: train a use case first ('casework run <usecase>'), or "
+            "point MLFLOW_TRACKING_URI at the database your models are in"
+        )
 
 
 def _check_database(uri: str, timeout_seconds: float) -> None:

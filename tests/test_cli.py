@@ -275,6 +275,28 @@ class TestRegistryCommands:
         )
 
 
+class TestReadOnlyCommandsCreateNoTrackingDatabase:
+    @pytest.mark.parametrize(
+        "command", [["models", "churn"], ["promote", "churn", "--version", "1"]]
+    )
+    def test_a_missing_sqlite_database_is_one_line_and_is_not_created(
+        self, tmp_path, command
+    ):
+        database = tmp_path / "nowhere" / "dir" / "mlflow.db"
+
+        completed = run_casework(
+            *command, home=tmp_path, MLFLOW_TRACKING_URI=f"sqlite:///{database}"
+        )
+
+        assert completed.returncode == 1
+        assert completed.stderr == (
+            f"error: no MLflow tracking database exists at {database}, so nothing is "
+            "registered there: train a use case first ('casework run <usecase>'), or "
+            "point MLFLOW_TRACKING_URI at the database your models are in\n"
+        )
+        assert not (tmp_path / "nowhere").exists()
+
+
 class TestTrackingURI:
     @pytest.mark.parametrize(
         "uri", ["./mlruns", "file:///{home}/elsewhere/mlruns"], ids=["path", "file-uri"]
