@@ -47,10 +47,15 @@ def _reported() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-def _prepare(start_prefect: bool = False, check_tracking: bool = False) -> Any:
-    """Set up the environment. With ``check_tracking``, check that an MLflow server
-    named in it answers; with ``start_prefect``, also a Prefect server, and launch
-    Prefect's local API if none is named (see
+def _prepare(
+    start_prefect: bool = False,
+    check_tracking: bool = False,
+    require_registry: bool = False,
+) -> Any:
+    """Set up the environment. With ``check_tracking``, check that the tracking store
+    named in it can be used, and with ``require_registry`` that it exists already
+    (models and promote work on versions that must be there); with ``start_prefect``,
+    also a Prefect server, and launch Prefect's local API if none is named (see
     :func:`casework.runtime.start_local_api`)."""
     from casework.settings import configure_environment
 
@@ -58,8 +63,8 @@ def _prepare(start_prefect: bool = False, check_tracking: bool = False) -> Any:
     if not (start_prefect or check_tracking):
         return None
     from casework.runtime import (
-        check_mlflow_server,
         check_prefect_api,
+        check_tracking_store,
         quiet_expected_errors,
         start_local_api,
     )
@@ -68,7 +73,7 @@ def _prepare(start_prefect: bool = False, check_tracking: bool = False) -> Any:
     # Servers named in the environment answer before anything starts
     if start_prefect:
         check_prefect_api()
-    check_mlflow_server(tracking_uri())
+    check_tracking_store(tracking_uri(), must_exist=require_registry)
     if not start_prefect:
         return None
     # Launched before Prefect is imported: Prefect reads PREFECT_API_URL at import.
@@ -146,27 +151,28 @@ def run(
 ) -> None:
     """Train a use case's candidates, evaluate them, and register the winner."""
     with _reported():
-        if all_usecases == (usecase is not None):
+        if usecase is None and not all_usecases:
             raise CaseworkError(
-                "give one use case, or --all to train every use case (not both)"
+                "casework run needs a use case: a name (see 'casework list'), the path "
+                "to a usecase.yaml, or --all to train every use case"
             )
+        if usecase is not None and all_usecases:
+            raise CaseworkError("give one use case, or --all, not both")
         from casework.flows.runners import check_runner_options, make_task_runner
 
-        # A bad name, spec or runner option fails before anything starts
+        # A bad name, spec, candidate or runner option fails before anything starts
         check_runner_options(runner, dask_address, dask_workers)
-        spec = None
-        if usecase is not None:
-            from casework.usecases import load_usecase
-
-            spec = load_usecase(usecase)
-        local_api = _prepare(start_prefect=True)
-
-        task_runner = make_task_runner(runner, dask_address, dask_workers)
         names = (
             [c.strip() for c in candidates.split(",") if c.strip()]
             if candidates
             else None
         )
+        spec = None
+        if usecase is not None:
+            spec = _checked_usecase(usecase, names)
+        local_api = _prepare(start_prefect=True)
+
+        task_runner = make_task_runner(runner, dask_address, dask_workers)
         if all_usecases:
             _run_all(task_runner, local_api, names, register)
             return
@@ -177,6 +183,17 @@ def run(
         with _started(train, task_runner, local_api) as flow:
             summary = flow(usecase=usecase, candidates=names, register_winner=register)
         _print_train_summary(summary)
+
+
+def _checked_usecase(usecase: str, names: list[str] | None) -> Any:
+    """The use case's spec, once its candidates and their ``candidate_params``
+    (names and values) are known to be good."""
+    from casework.tasks.candidates import check_candidates
+    from casework.usecases import load_usecase
+
+    spec = load_usecase(usecase)
+    check_candidates(names or spec.candidates, spec.name, spec.candidate_params)
+    return spec
 
 
 @contextlib.contextmanager
@@ -255,7 +272,7 @@ def deploy(
         task_runner = make_task_runner(runner, dask_address, dask_workers)
         _prepare()
         from casework.runtime import (
-            check_mlflow_server,
+            check_tracking_store,
             quiet_expected_errors,
             require_prefect_server,
         )
@@ -263,7 +280,7 @@ def deploy(
 
         # Both servers answer before any deployment is registered
         require_prefect_server()
-        check_mlflow_server(tracking_uri())
+        check_tracking_store(tracking_uri())
         _print_deployments(plans)
 
         from casework.flows.deploy import serve_deployments
@@ -342,7 +359,7 @@ def score(
         str, typer.Option(help="Model version to score with, instead of an alias.")
     ] = "",
     chunk_rows: Annotated[
-        int, typer.Option(help="Rows per chunk (default: the spec's, 50000).", min=0)
+        int, typer.Option(help="Rows per chunk (default: the spec's, 50000).")
     ] = 0,
 ) -> None:
     """Score rows with a registered model: one output row per input row."""
@@ -360,7 +377,14 @@ def score(
             raise DataError(
                 f"--version {version!r}: expected a version number such as 3"
             )
-        spec = load_usecase(usecase)  # a bad name or spec fails before anything starts
+        if chunk_rows < 0:
+            raise DataError(
+                f"--chunk-rows {chunk_rows}: expected a number of rows above 0 (or 0, "
+                "the default, for the spec's)"
+            )
+        # A bad name, spec, input or output fails before anything starts; nothing
+        # here imports Prefect, which must first see the local API's URL (as in run)
+        spec = load_usecase(usecase)
         _check_endpoints(
             spec, input, input_table, input_query, output, output_table, mode
         )
@@ -395,7 +419,7 @@ def models(
         from casework.usecases import load_usecase
 
         spec = load_usecase(usecase)
-        _prepare(check_tracking=True)
+        _prepare(check_tracking=True, require_registry=True)
         from casework.tasks.registry_view import list_versions
 
         rows = list_versions(spec.model_name)
@@ -440,7 +464,7 @@ def promote(
         from casework.usecases import load_usecase
 
         spec = load_usecase(usecase)
-        _prepare(check_tracking=True)
+        _prepare(check_tracking=True, require_registry=True)
         from casework.tasks.registry_view import set_champion
 
         set_champion(spec.model_name, version)
@@ -522,8 +546,13 @@ def _rounded(score: str) -> str:
 
 def _check_endpoints(spec: Any, *arguments: str) -> None:
     """Inputs and outputs that cannot work fail here, before Prefect starts: an input
-    file that is not there, a ``${VAR}`` that is not set, a suffix casework cannot write."""
-    from casework.tasks.score_io import input_endpoint, output_endpoint
+    file that is not there, a ``${VAR}`` that is not set, a suffix casework cannot
+    write, an output that is a folder or in a folder that does not exist."""
+    from casework.tasks.score_io import (
+        check_output_file,
+        input_endpoint,
+        output_endpoint,
+    )
     from casework.tasks.sql import expand_url
 
     input, input_table, input_query, output, output_table, mode = arguments
@@ -531,6 +560,8 @@ def _check_endpoints(spec: Any, *arguments: str) -> None:
     sink = output_endpoint(spec, output, output_table, mode or None)
     if source.path is not None and not source.path.is_file():
         raise DataError(f"{source.path}: input file not found")
+    if sink.path is not None:
+        check_output_file(sink.path)
     for endpoint in (source, sink):
         if endpoint.url:
             expand_url(endpoint.url)

@@ -23,13 +23,14 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from casework.errors import TrackingError
+from casework.errors import TrackingError, first_line
 from casework.tasks.redact import redact_url
 
 __all__ = [
     "LocalPrefectAPI",
     "check_mlflow_server",
     "check_prefect_api",
+    "check_tracking_store",
     "quiet_expected_errors",
     "require_prefect_server",
     "start_local_api",
@@ -259,6 +260,72 @@ def check_mlflow_server(uri: str, timeout_seconds: float = 5.0) -> None:
             f"({type(exc).__name__}); start it or unset MLFLOW_TRACKING_URI to track "
             "locally"
         ) from None
+
+
+# Database servers MLflow can track to, and the connect argument that bounds the wait
+# for each one's driver; MLflow itself retries a failed connection for about 100 s.
+_DATABASE_TIMEOUT_ARGUMENT = {
+    "postgresql": "connect_timeout",
+    "mysql": "connect_timeout",
+}
+_DATABASE_SCHEMES = ("postgresql", "mysql", "mssql")
+
+
+def check_tracking_store(
+    uri: str, must_exist: bool = False, timeout_seconds: float = 5.0
+) -> None:
+    """Fail in one line when the tracking store at ``uri`` cannot be used: an MLflow
+    server that does not answer, a database server that refuses the connection, or,
+    with ``must_exist`` (commands that only read), a SQLite file that is not there."""
+    scheme = uri.partition(":")[0].lower()
+    if scheme in ("http", "https"):
+        check_mlflow_server(uri, timeout_seconds)
+    elif scheme == "sqlite" and must_exist:
+        _require_sqlite_file(uri)
+    elif scheme.partition("+")[0] in _DATABASE_SCHEMES:
+        _check_database(uri, timeout_seconds)
+
+
+def _require_sqlite_file(uri: str) -> None:
+    """Refuse a SQLite tracking database that does not exist, instead of letting
+    MLflow create it, and its folders, for a command that only reads."""
+    from sqlalchemy.engine import make_url
+
+    database = make_url(uri).database
+    if database and database != ":memory:" and not Path(database).is_file():
+        raise TrackingError(
+            f"no MLflow tracking database exists at {database}, so nothing is "
+            "registered there: train a use case first ('casework run <usecase>'), or "
+            "point MLFLOW_TRACKING_URI at the database your models are in"
+        )
+
+
+def _check_database(uri: str, timeout_seconds: float) -> None:
+    """Connect to a tracking database once, waiting at most ``timeout_seconds``."""
+    import sqlalchemy as sa
+
+    backend = uri.partition(":")[0].partition("+")[0].lower()
+    argument = _DATABASE_TIMEOUT_ARGUMENT.get(backend)
+    connect_args = {argument: max(2, round(timeout_seconds))} if argument else {}
+    where = f"MLflow tracking database at {redact_url(uri)}"
+    try:
+        engine = sa.create_engine(uri, connect_args=connect_args)
+    except ImportError as exc:
+        raise TrackingError(
+            f"{where}: its database driver is not installed ({exc}); install it, or "
+            "name an installed one after a '+' in the URI (casework ships psycopg: "
+            "postgresql+psycopg://...)"
+        ) from None
+    try:
+        with engine.connect():
+            pass
+    except Exception as exc:  # drivers raise their own types; all mean the same here
+        raise TrackingError(
+            f"{where} cannot be reached: {redact_url(first_line(exc, 200))}; start "
+            "it, or correct MLFLOW_TRACKING_URI"
+        ) from None
+    finally:
+        engine.dispose()
 
 
 class _ConsoleFilter(logging.Filter):

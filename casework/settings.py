@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from urllib.parse import urlparse
 
-from casework.errors import CaseworkError
+from casework.errors import CaseworkError, TrackingError
 
 __all__ = [
     "artifact_location",
@@ -47,11 +48,29 @@ def casework_home() -> Path:
 
 
 def tracking_uri() -> str:
-    """``$MLFLOW_TRACKING_URI``, or a SQLite database in the casework home."""
+    """``$MLFLOW_TRACKING_URI``, or a SQLite database in the casework home.
+
+    Raises:
+        TrackingError: the variable names MLflow's file store (a folder).
+    """
     configured = os.environ.get("MLFLOW_TRACKING_URI")
     if configured:
+        _refuse_file_store(configured)
         return configured
     return f"sqlite:///{casework_home() / 'mlflow.db'}"
+
+
+def _refuse_file_store(uri: str) -> None:
+    """MLflow 3 refuses its file store (``./mlruns``, ``file:///...``) with a
+    traceback, as in maintenance mode: say so in one line, with what to use."""
+    scheme = urlparse(uri).scheme.lower()
+    # A bare word such as "databricks" has no scheme either, but is no folder
+    if scheme == "file" or (not scheme and not uri.startswith("databricks")):
+        raise TrackingError(
+            f"MLFLOW_TRACKING_URI={uri}: MLflow's file store (a folder of runs) is "
+            "not supported; use a database such as sqlite:///path/to/mlflow.db, or "
+            "an MLflow server at http(s)://host:port"
+        )
 
 
 def is_local_tracking() -> bool:
@@ -71,6 +90,7 @@ def configure_environment() -> None:
 
     Variables the user has set are left alone.
     """
+    uri = tracking_uri()  # a tracking URI casework cannot use fails first
     home = casework_home()
     try:
         home.mkdir(parents=True, exist_ok=True)
@@ -84,7 +104,7 @@ def configure_environment() -> None:
     for name, value in _PREFECT_DEFAULTS.items():
         os.environ.setdefault(name, value)
 
-    os.environ.setdefault("MLFLOW_TRACKING_URI", tracking_uri())
+    os.environ.setdefault("MLFLOW_TRACKING_URI", uri)
     # Fail in seconds, not minutes, when a tracking server is down.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")

@@ -11,13 +11,15 @@ import contextlib
 import difflib
 import logging
 from collections.abc import Callable, Iterator
-from typing import Any
+from numbers import Integral, Real
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
+from sklearn.utils._param_validation import Interval, InvalidParameterError
 from sklearn.utils.validation import check_is_fitted
 
 from casework.errors import SpecError
@@ -55,6 +57,17 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
             machine).
     """
 
+    # Checked by scikit-learn's ``_validate_params``, as its own estimators are.
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "hidden_units": [Interval(Integral, 1, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "random_state": [Interval(Integral, 0, 2**32 - 1, closed="both")],
+        "threads": [Interval(Integral, 1, None, closed="left")],
+    }
+
     def __init__(
         self,
         hidden_units: int = 32,
@@ -74,6 +87,7 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
         self.threads = threads
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> TorchMLPClassifier:
+        self._validate_params()
         X = np.asarray(X, dtype=np.float32)
         self.classes_, y_index = np.unique(np.asarray(y), return_inverse=True)
         self.n_features_in_ = X.shape[1]
@@ -209,7 +223,7 @@ def check_candidates(
     names: list[str], usecase: str, params: dict[str, dict[str, Any]] | None = None
 ) -> None:
     """Fail before any data is read when a spec lists a candidate casework lacks, or
-    sets a parameter its estimator does not have."""
+    sets a parameter its estimator does not have or a value it does not accept."""
     for name in names:
         if name not in CANDIDATES:
             close = difflib.get_close_matches(name, list(CANDIDATES), n=2)
@@ -232,6 +246,20 @@ def check_candidates(
                 f"{usecase}: candidate_params.{name} sets {unknown}, which the "
                 f"estimator does not have (known: {', '.join(sorted(known))})"
             )
+        for parameter, value in settings.items():
+            _check_value(usecase, name, parameter, value)
+
+
+def _check_value(usecase: str, name: str, parameter: str, value: Any) -> None:
+    """Hold one ``candidate_params`` value to the constraints its estimator declares,
+    as scikit-learn would at the start of ``fit``."""
+    estimator = CANDIDATES[name](0).set_params(**{parameter: value})
+    try:
+        estimator._validate_params()
+    except InvalidParameterError as exc:
+        raise SpecError(
+            f"{usecase}: candidate_params.{name}.{parameter}: {exc}"
+        ) from None
 
 
 def import_libraries(names: list[str]) -> None:

@@ -11,18 +11,12 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from casework.errors import DataError, first_line
+from casework.errors import CaseworkError, DataError, first_line
+from casework.tasks.frames import require_plain_rows, require_unique_names
 from casework.usecases.hooks import load_callable
 from casework.usecases.spec import CsvSource, ParquetSource, PythonSource, UseCaseSpec
 
-__all__ = [
-    "RawData",
-    "fingerprint",
-    "ingest",
-    "read_source",
-    "require_plain_rows",
-    "require_unique_names",
-]
+__all__ = ["RawData", "fingerprint", "ingest", "read_source"]
 
 logger = logging.getLogger(__name__)
 
@@ -104,24 +98,6 @@ def _require_unique_header(path: Path, separator: str) -> None:
     require_unique_names([str(name) for name in header.iloc[0]], path)
 
 
-def require_plain_rows(frame: pd.DataFrame, where: object, n_fields: int) -> None:
-    """Refuse rows longer than the header: pandas turns their extra leading fields
-    into an index instead of failing."""
-    if not isinstance(frame.index, pd.RangeIndex):
-        raise DataError(
-            f"{where}: rows have more fields than the {n_fields} of the header; "
-            "check the separator and the quoting"
-        )
-
-
-def require_unique_names(names: list[str], where: object) -> None:
-    """Refuse column names that appear twice (after stripping spaces)."""
-    stripped = [name.strip() for name in names]
-    repeated = sorted({name for name in stripped if stripped.count(name) > 1})
-    if repeated:
-        raise DataError(f"{where}: column names appear twice in the header: {repeated}")
-
-
 def _read_parquet(path: Path) -> pd.DataFrame:
     _require_file(path)
     try:
@@ -145,8 +121,17 @@ def _read_python(reference: str, spec: UseCaseSpec) -> pd.DataFrame:
 
 
 def _prepare(frame: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
+    """The raw rows through the ``prepare`` hook, which must give back a frame."""
     hook = load_callable(spec.hooks.prepare, spec.base_dir)
-    prepared = hook(frame)
+    try:
+        prepared = hook(frame)
+    except CaseworkError:
+        raise  # the hook's own one-line message says it best
+    except Exception as exc:  # the user's code: any failure is reported in one line
+        raise DataError(
+            f"hook {spec.hooks.prepare!r} failed on the raw rows: "
+            f"{type(exc).__name__}: {first_line(exc)}"
+        ) from None
     if not isinstance(prepared, pd.DataFrame):
         raise DataError(
             f"hook {spec.hooks.prepare!r} returned {type(prepared).__name__}, "

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import tempfile
+import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,7 +22,7 @@ from typing import IO, Any, Literal
 import pandas as pd
 
 from casework.errors import DataError, first_line
-from casework.tasks.ingest import require_plain_rows, require_unique_names
+from casework.tasks.frames import require_plain_rows, require_unique_names
 from casework.tasks.redact import redact_url
 from casework.usecases.spec import (
     CsvSource,
@@ -34,6 +34,7 @@ from casework.usecases.spec import (
 
 __all__ = [
     "Endpoint",
+    "check_output_file",
     "input_endpoint",
     "output_endpoint",
     "read_chunks",
@@ -196,6 +197,26 @@ def write_chunks(frames: Iterable[pd.DataFrame], endpoint: Endpoint) -> int:
     return written
 
 
+def check_output_file(path: Path) -> None:
+    """Refuse an output path that cannot become a file: a folder, or a file in a
+    folder that does not exist. Folders are not created: a mistyped one would hide
+    the scores where nobody looks for them.
+
+    Raises:
+        DataError: naming the path or the folder, and what to do.
+    """
+    if path.is_dir():
+        raise DataError(
+            f"output {path} is a folder; give a file in it instead, such as "
+            f"{path / 'scores.csv'}"
+        )
+    if not path.parent.is_dir():
+        raise DataError(
+            f"output {path}: the folder {path.parent} does not exist; create it "
+            "first, or correct the path"
+        )
+
+
 def _endpoint(location: str, table: str, query: str, role: str) -> Endpoint:
     if _is_url(location):
         if bool(table) == bool(query):
@@ -333,18 +354,24 @@ def _require(present: Iterable[str], columns: list[str], where: str) -> None:
 @contextlib.contextmanager
 def _atomic_file(target: Path) -> Iterator[Path]:
     """A temporary path beside ``target`` that replaces it only on success."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=".partial"
-    )
-    os.close(handle)
-    temporary = Path(name)
+    check_output_file(target)
+    temporary = _new_partial_file(target)
     try:
         yield temporary
         _sync(temporary)
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def _new_partial_file(target: Path) -> Path:
+    """A new, empty file beside ``target`` with the mode any new file gets (0666 less
+    the umask, as the output would have if written in place); ``tempfile.mkstemp``
+    makes it 0600, which the rename would keep."""
+    path = target.with_name(f".{target.name}.{secrets.token_hex(6)}.partial")
+    handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    os.close(handle)
+    return path
 
 
 def _write_csv(frames: Iterable[pd.DataFrame], path: Path, separator: str) -> int:

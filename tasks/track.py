@@ -36,6 +36,13 @@ def connect(usecase: str) -> str:
         TrackingError: the tracking server cannot be reached.
     """
     import mlflow
+
+    # NOTE: loaded here, before any task runs beside the flow's thread. Importing it
+    # emits warnings (the "AnyType" one, in colour) that MLflow mutes by swapping
+    # warnings.showwarning for the import; a warnings.catch_warnings() block ending
+    # in another thread meanwhile (scikit-learn opens many) swaps the unmuted one
+    # back, and the warnings reach the console.
+    import mlflow.pyfunc
     from mlflow import MlflowClient
 
     uri = tracking_uri()

@@ -117,3 +117,52 @@ class TestCheckCandidates:
             SpecError, match="unknown candidate 'logistic_regresion'; did you mean"
         ):
             check_candidates(["logistic_regresion"], "demo")
+
+    @pytest.mark.parametrize(
+        ("name", "settings", "expected"),
+        [
+            (
+                "logistic_regression",
+                {"max_iter": -5},
+                "candidate_params.logistic_regression.max_iter: The 'max_iter' "
+                "parameter of LogisticRegression must be an int in the range "
+                "[0, inf). Got -5 instead.",
+            ),
+            (
+                "hist_gradient_boosting",
+                {"learning_rate": "fast"},
+                "candidate_params.hist_gradient_boosting.learning_rate: The "
+                "'learning_rate' parameter of HistGradientBoostingClassifier must be "
+                "a float in the range (0.0, inf). Got 'fast' instead.",
+            ),
+            (
+                "mlp",
+                {"max_epochs": 10, "batch_size": 0},
+                "candidate_params.mlp.batch_size: The 'batch_size' parameter of "
+                "TorchMLPClassifier must be an int in the range [1, inf). Got 0 "
+                "instead.",
+            ),
+        ],
+        ids=["negative-int", "text-for-a-float", "mlp-zero-batch"],
+    )
+    def test_a_value_the_estimator_refuses_names_use_case_parameter_and_value(
+        self, name, settings, expected
+    ):
+        with pytest.raises(SpecError) as raised:
+            check_candidates([name], "demo", {name: settings})
+        assert str(raised.value) == f"demo: {expected}"
+
+    def test_values_the_estimators_accept_pass(self):
+        check_candidates(
+            ["mlp"],
+            "demo",
+            {
+                "mlp": {"hidden_units": 8, "learning_rate": 0.01, "weight_decay": 0},
+                "random_forest": {"n_estimators": 50, "max_depth": None},
+            },
+        )
+
+    def test_the_mlp_refuses_a_bad_value_when_fitted_directly(self):
+        X, y = _blobs(2)
+        with pytest.raises(ValueError, match="'threads' parameter of TorchMLP"):
+            TorchMLPClassifier(threads=0).fit(X, y)

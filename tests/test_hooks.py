@@ -7,6 +7,7 @@ import pytest
 
 from casework.errors import DataError, SpecError
 from casework.usecases.hooks import load_callable
+from tests.helpers import run_casework, write_usecase
 
 
 class TestLoadCallable:
@@ -59,3 +60,54 @@ class TestFeaturesHookOnTrainingRows:
             DataError, match=r"returned NoneType, expected a pandas DataFrame"
         ):
             _apply_features_hook(hook, pd.DataFrame({"a": [1]}), spec)
+
+
+class TestPrepareHookOnRawRows:
+    def _spec(self, tmp_path, body: str):
+        from casework.usecases import load_spec
+
+        (tmp_path / "prep.py").write_text(body)
+        frame = pd.DataFrame({"a": [1, 2, 3, 4], "y": [0, 1, 0, 1]})
+        path = write_usecase(
+            tmp_path,
+            "demo",
+            frame,
+            target={"column": "y"},
+            hooks={"prepare": "prep.py:fix"},
+        )
+        return load_spec(path)
+
+    def test_a_hook_that_raises_is_one_error_naming_it(self, tmp_path):
+        from casework.tasks.ingest import ingest
+
+        spec = self._spec(tmp_path, "def fix(frame):\n    return frame['nope']\n")
+        with pytest.raises(DataError) as raised:
+            ingest.fn(spec)
+        assert str(raised.value) == (
+            "hook 'prep.py:fix' failed on the raw rows: KeyError: 'nope'"
+        )
+
+    def test_a_hook_raising_a_data_error_keeps_its_message(self, tmp_path):
+        from casework.tasks.ingest import ingest
+
+        body = (
+            "from casework.errors import DataError\n"
+            "def fix(frame):\n"
+            "    raise DataError('demo: column b is missing; export it too')\n"
+        )
+        spec = self._spec(tmp_path, body)
+        with pytest.raises(DataError) as raised:
+            ingest.fn(spec)
+        assert str(raised.value) == "demo: column b is missing; export it too"
+
+    def test_casework_run_reports_a_failing_hook_in_one_line(self, tmp_path):
+        spec = self._spec(tmp_path, "def fix(frame):\n    return 1 / 0\n")
+
+        completed = run_casework("run", str(spec.spec_path), home=tmp_path)
+
+        assert completed.returncode == 1
+        assert completed.stderr.endswith(
+            "error: hook 'prep.py:fix' failed on the raw rows: "
+            "ZeroDivisionError: division by zero\n"
+        )
+        assert "Traceback" not in completed.stdout + completed.stderr

@@ -75,6 +75,40 @@ class TestSpecValidation:
         ):
             load_spec(path)
 
+    @pytest.mark.parametrize(
+        ("expression", "problem"),
+        [
+            (
+                "61 3 * * 1",
+                "the minute field '61' is out of range or not understood; "
+                "expected 0-59",
+            ),
+            (
+                "0 3 * 13 *",
+                "the month field '13' is out of range or not understood; "
+                "expected 1-12 or JAN-DEC",
+            ),
+            (
+                "0 3 * * 1 2",
+                "it has 6 fields; expected five, minute hour day-of-month "
+                "month day-of-week, e.g. '0 3 * * 1'",
+            ),
+        ],
+        ids=["minute-61", "month-13", "six-fields"],
+    )
+    def test_invalid_cron_says_which_field_is_wrong(
+        self, tmp_path, expression, problem
+    ):
+        path = _write(
+            tmp_path / "u.yaml", {**MINIMAL, "schedule": {"score": expression}}
+        )
+        with pytest.raises(SpecError) as raised:
+            load_spec(path)
+        assert str(raised.value) == (
+            f"{path}: field 'schedule.score' of use case 'returns': not a valid cron "
+            f"expression: {problem} (got {expression!r})"
+        )
+
     def test_negative_seed_is_refused_at_load(self, tmp_path):
         path = _write(tmp_path / "u.yaml", {**MINIMAL, "split": {"seed": -5}})
         with pytest.raises(SpecError, match=r"'split.seed'.*-5"):

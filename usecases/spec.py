@@ -192,6 +192,29 @@ class ThresholdSpec(_Strict):
         return self
 
 
+# The fields of a cron expression, in order, and the values each one takes.
+_CRON_FIELDS = {
+    "minute": "0-59",
+    "hour": "0-23",
+    "day-of-month": "1-31, a day the months given have",
+    "month": "1-12 or JAN-DEC",
+    "day-of-week": "0-7 or SUN-SAT (0 and 7 are Sunday)",
+}
+
+
+def _cron_problem(fields: list[str], reason: str) -> str:
+    """Which field of a five-field cron expression cronsim refused (it says
+    ``Bad <field>``), with the values that field takes."""
+    name = reason.removeprefix("Bad ")
+    if name not in _CRON_FIELDS:
+        return f"not a valid cron expression: {reason}"
+    value = fields[list(_CRON_FIELDS).index(name)]
+    return (
+        f"not a valid cron expression: the {name} field {value!r} is out of range "
+        f"or not understood; expected {_CRON_FIELDS[name]}"
+    )
+
+
 class ScheduleSpec(_Strict):
     """Cron expressions for scheduled training and scoring (server time zone UTC)."""
 
@@ -207,13 +230,17 @@ class ScheduleSpec(_Strict):
 
         from cronsim import CronSim, CronSimError
 
+        # cronsim would read six fields as seconds first, Prefect's cron as seconds last
+        fields = value.split()
+        if len(fields) != len(_CRON_FIELDS):
+            raise ValueError(
+                f"not a valid cron expression: it has {len(fields)} fields; expected "
+                f"five, {' '.join(_CRON_FIELDS)}, e.g. '0 3 * * 1'"
+            )
         try:
             CronSim(value, datetime(2026, 1, 1))
-        except CronSimError:
-            raise ValueError(
-                "not a valid cron expression: expected five fields, minute hour "
-                "day-of-month month day-of-week, e.g. '0 3 * * 1'"
-            ) from None
+        except CronSimError as exc:
+            raise ValueError(_cron_problem(fields, str(exc))) from None
         return value
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -100,11 +102,59 @@ class TestAtomicWriting:
 
     @pytest.mark.parametrize("kind", ["csv", "parquet"])
     def test_chunks_are_written_as_one_file(self, tmp_path, kind):
+        (tmp_path / "out").mkdir()
         path = tmp_path / "out" / f"scores.{kind}"
         frames = [pd.DataFrame({"id": [f"c{i}"], "score": [i / 10]}) for i in range(3)]
         assert write_chunks(frames, Endpoint(kind, path=path)) == 3
         read = pd.read_csv(path) if kind == "csv" else pd.read_parquet(path)
         assert read["id"].tolist() == ["c0", "c1", "c2"]
+
+    @pytest.mark.parametrize("kind", ["csv", "parquet"])
+    @pytest.mark.parametrize(
+        ("umask", "mode"), [(0o022, 0o644), (0o027, 0o640)], ids=["022", "027"]
+    )
+    def test_the_output_gets_the_mode_of_any_new_file(
+        self, tmp_path, umask, mode, kind
+    ):
+        path = tmp_path / f"scores.{kind}"
+        frame = pd.DataFrame({"id": ["a"], "score": [0.5]})
+        before = os.umask(umask)
+        try:
+            write_chunks([frame], Endpoint(kind, path=path))
+        finally:
+            os.umask(before)
+
+        assert stat.S_IMODE(path.stat().st_mode) == mode
+        assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+class TestOutputPath:
+    def test_a_folder_is_refused_naming_it(self, tmp_path):
+        folder = tmp_path / "scores.csv"
+        folder.mkdir()
+        frame = pd.DataFrame({"id": ["a"], "score": [0.5]})
+
+        with pytest.raises(DataError) as raised:
+            write_chunks([frame], Endpoint("csv", path=folder))
+
+        assert str(raised.value) == (
+            f"output {folder} is a folder; give a file in it instead, such as "
+            f"{folder / 'scores.csv'}"
+        )
+        assert list(folder.iterdir()) == []
+
+    def test_a_missing_folder_is_refused_and_not_created(self, tmp_path):
+        path = tmp_path / "missing" / "scores.parquet"
+        frame = pd.DataFrame({"id": ["a"], "score": [0.5]})
+
+        with pytest.raises(DataError) as raised:
+            write_chunks([frame], Endpoint("parquet", path=path))
+
+        assert str(raised.value) == (
+            f"output {path}: the folder {path.parent} does not exist; create it "
+            "first, or correct the path"
+        )
+        assert not path.parent.exists()
 
 
 def test_spec_defaults_resolve_relative_to_the_spec(tmp_path: Path):
