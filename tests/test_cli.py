@@ -36,6 +36,18 @@ class TestStartUp:
             assert command in result.output
 
 
+class TestFlowStart:
+    def test_threads_switch_often_while_a_flow_runs_and_as_before_after(self):
+        from casework.cli import FLOW_SWITCH_INTERVAL_SECONDS, _started
+
+        before = sys.getswitchinterval()
+        with _started(sys.getswitchinterval, None, None) as flow:
+            during = flow()
+
+        assert during == FLOW_SWITCH_INTERVAL_SECONDS != before
+        assert sys.getswitchinterval() == before
+
+
 class TestList:
     def test_list_shows_the_builtin_churn_use_case(self):
         result = CliRunner().invoke(app, ["list"], env={"COLUMNS": "160"})
