@@ -202,12 +202,15 @@ def _checked_usecase(usecase: str, names: list[str] | None) -> Any:
 
 @contextlib.contextmanager
 def _started(flow: Any, task_runner: Any, local_api: Any) -> Iterator[Any]:
-    """``flow`` (with ``task_runner``, if given) once the Prefect API answers, and
-    with the local API's settings while it runs."""
+    """``flow`` (with ``task_runner``, if given) once the Prefect API answers, with
+    the tracking store opening beside it and the local API's settings while it runs."""
     if task_runner is not None:
         flow = flow.with_options(task_runner=task_runner)
+    from casework.tasks.track import open_store_early
+
     if local_api is not None:
         local_api.wait_until_ready()
+    open_store_early()
     settings = local_api.flow_settings() if local_api else contextlib.nullcontext()
     with settings, _short_lock_switches():
         yield flow

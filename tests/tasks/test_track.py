@@ -52,3 +52,38 @@ def test_mlflow_import_warnings_stay_muted_when_threads_run_beside(tmp_path):
 
     assert "AnyType" not in completed.stderr
     assert "\x1b[" not in completed.stderr
+
+
+class TestOpenStoreEarly:
+    def test_opens_the_store_the_flow_connects_to(self, tmp_path, monkeypatch):
+        import sqlite3
+
+        from casework.tasks import track
+
+        database = tmp_path / "mlflow.db"
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{database}")
+
+        track.open_store_early().join(timeout=120)
+
+        with sqlite3.connect(database) as opened:
+            tables = {
+                row[0] for row in opened.execute("select name from sqlite_master")
+            }
+        assert {"experiments", "runs"} <= tables
+
+    def test_a_store_that_cannot_open_is_left_for_connect_to_report(
+        self, tmp_path, monkeypatch
+    ):
+        import threading
+
+        from casework.tasks import track
+
+        blocker = tmp_path / "a-file"
+        blocker.write_text("not a folder")
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{blocker / 'mlflow.db'}")
+        raised = []
+        monkeypatch.setattr(threading, "excepthook", raised.append)
+
+        track.open_store_early().join(timeout=120)
+
+        assert raised == []
