@@ -259,7 +259,19 @@ def _check_value(usecase: str, name: str, parameter: str, value: Any) -> None:
     except InvalidParameterError as exc:
         raise SpecError(
             f"{usecase}: candidate_params.{name}.{parameter}: {exc}"
+            f"{_yaml_number_hint(value)}"
         ) from None
+
+
+def _yaml_number_hint(value: Any) -> str:
+    """A hint for numbers YAML reads as text, such as ``1e-3`` (it wants ``1.0e-3``)."""
+    if not isinstance(value, str):
+        return ""
+    try:
+        number = float(value)
+    except ValueError:
+        return ""
+    return f" (YAML read {value!r} as text: write it as {number!r})"
 
 
 def import_libraries(names: list[str]) -> None:

@@ -152,6 +152,16 @@ class TestCheckCandidates:
             check_candidates([name], "demo", {name: settings})
         assert str(raised.value) == f"demo: {expected}"
 
+    def test_a_number_yaml_reads_as_text_says_how_to_write_it(self):
+        import yaml
+
+        settings = yaml.safe_load("learning_rate: 1e-3")
+
+        with pytest.raises(SpecError, match=r"write it as 0\.001\)$"):
+            check_candidates(
+                ["hist_gradient_boosting"], "demo", {"hist_gradient_boosting": settings}
+            )
+
     def test_values_the_estimators_accept_pass(self):
         check_candidates(
             ["mlp"],
