@@ -38,6 +38,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+# Prefect's services (log and event workers) while they drain at exit.
+_DRAINING = "Still processing items:"
+
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception)\b")
 
 #: Seconds a local API may take to answer its health check after launch.
@@ -329,10 +332,12 @@ def _check_database(uri: str, timeout_seconds: float) -> None:
 
 
 class _ConsoleFilter(logging.Filter):
-    """Keeps two kinds of record off the console. casework's own, expected errors:
+    """Keeps three kinds of record off the console. casework's own, expected errors:
     the CLI reports each in one line (Prefect's API handler still records them for
-    the UI). And Prefect's "View at" link to the local API, which serves no UI and
-    is gone when the command ends."""
+    the UI). Prefect's "View at" link to the local API, which serves no UI and is
+    gone when the command ends. And the "Still processing items" of Prefect's log
+    and event workers sending their last items at exit: it came after the command's
+    own last line, the summary or the error."""
 
     def __init__(self, local_api_url: str | None):
         super().__init__()
@@ -347,6 +352,8 @@ class _ConsoleFilter(logging.Filter):
             return False
         message = record.getMessage()
         if self.local_link and message.startswith(self.local_link):
+            return False
+        if message.startswith(_DRAINING):
             return False
         if "encountered an exception" not in message:
             return True

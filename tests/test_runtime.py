@@ -107,6 +107,13 @@ class TestConsoleFilter:
         assert not console.filter(local)
         assert console.filter(server)
 
+    def test_drops_the_workers_draining_at_exit(self):
+        console = _ConsoleFilter(None)
+
+        draining = self._record("Still processing items: 3 items remaining...")
+        assert not console.filter(draining)
+        assert console.filter(self._record("Finished in state Completed()"))
+
 
 class TestCommandEnd:
     def test_a_run_exits_zero_without_dead_links_and_stops_its_api(self, tmp_path):
