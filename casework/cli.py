@@ -204,10 +204,10 @@ def _checked_usecase(usecase: str, names: list[str] | None) -> Any:
 def _started(flow: Any, task_runner: Any, local_api: Any) -> Iterator[Any]:
     """``flow`` (with ``task_runner``, if given) once the Prefect API answers, with
     the tracking store opening beside it and the local API's settings while it runs."""
-    if task_runner is not None:
-        flow = flow.with_options(task_runner=task_runner)
     from casework.tasks.track import open_store_early
 
+    if task_runner is not None:
+        flow = flow.with_options(task_runner=task_runner)
     if local_api is not None:
         local_api.wait_until_ready()
     open_store_early()

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -31,6 +32,20 @@ def write_usecase(
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(spec), encoding="utf-8")
     return path
+
+
+def start_run_in(folder: Path) -> Any:
+    """An MLflow run of a new experiment whose artifacts go under ``folder``; the
+    default experiment's would go to ./mlruns in the working folder."""
+    import uuid
+
+    import mlflow
+
+    experiment = mlflow.create_experiment(
+        f"test-{uuid.uuid4().hex[:8]}",
+        artifact_location=(folder / "artifacts").as_uri(),
+    )
+    return mlflow.start_run(experiment_id=experiment)
 
 
 def registered_versions(name: str) -> list[object]:

@@ -37,8 +37,13 @@ class TestStartUp:
 
 
 class TestFlowStart:
-    def test_threads_switch_often_while_a_flow_runs_and_as_before_after(self):
+    def test_threads_switch_often_while_a_flow_runs_and_as_before_after(
+        self, tmp_path, monkeypatch
+    ):
         from casework.cli import FLOW_SWITCH_INTERVAL_SECONDS, _started
+
+        # The tracking store opens beside the flow: in this test's own folder
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
 
         before = sys.getswitchinterval()
         with _started(sys.getswitchinterval, None, None) as flow:

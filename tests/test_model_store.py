@@ -11,6 +11,8 @@ from sklearn.linear_model import LogisticRegression
 from casework.tasks.clean import TabularCleaner, build_model_pipeline
 from casework.tasks.model_store import load_pipeline, log_pipeline
 
+from .helpers import start_run_in
+
 
 @pytest.fixture
 def churn_pipeline(churn_sample):
@@ -22,7 +24,7 @@ def churn_pipeline(churn_sample):
 
 class TestLogPipeline:
     def test_pins_are_written_without_scanning_every_installed_package(
-        self, casework_env, churn_pipeline, monkeypatch
+        self, casework_env, churn_pipeline, monkeypatch, tmp_path
     ):
         import importlib_metadata
         import mlflow
@@ -35,7 +37,7 @@ class TestLogPipeline:
         monkeypatch.setattr(requirements_utils, "_MODULES_TO_PACKAGES", None)
         pipeline, X = churn_pipeline
 
-        with mlflow.start_run():
+        with start_run_in(tmp_path):
             info = log_pipeline(pipeline, X.head(20))
 
         local = Path(mlflow.artifacts.download_artifacts(info.model_uri))
@@ -48,9 +50,8 @@ class TestLogPipeline:
         assert reloaded.predict_proba(X.head(5)).shape == (5, 2)
 
     def test_a_pin_the_environment_does_not_satisfy_is_still_reported(
-        self, casework_env, churn_pipeline, monkeypatch, caplog
+        self, casework_env, churn_pipeline, monkeypatch, caplog, tmp_path
     ):
-        import mlflow
         from mlflow.utils import requirements_utils
 
         import casework.tasks.model_store as model_store
@@ -61,7 +62,7 @@ class TestLogPipeline:
         )
         pipeline, X = churn_pipeline
 
-        with mlflow.start_run(), caplog.at_level("WARNING"):
+        with start_run_in(tmp_path), caplog.at_level("WARNING"):
             log_pipeline(pipeline, X.head(20))
 
         assert "scikit-learn==0.0.1" in caplog.text

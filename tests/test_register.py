@@ -20,19 +20,19 @@ from casework.tasks.register import (
 )
 from casework.usecases.spec import MetricSpec
 
-from .helpers import registered_versions
+from .helpers import registered_versions, start_run_in
 
 PROMOTE = GateDecision(True, "first version", "roc_auc", 0.9)
 
 
 @pytest.fixture
-def logged_model(casework_env):
+def logged_model(casework_env, tmp_path):
     """A small fitted model logged to a fresh run, and a model name nobody used."""
     import mlflow
 
     X, y = _rows()
     model = LogisticRegression().fit(X, y)
-    with mlflow.start_run():
+    with start_run_in(tmp_path):
         info = mlflow.sklearn.log_model(
             model, name="model", serialization_format="skops"
         )
