@@ -131,7 +131,9 @@ def resolve_model(
     metadata = info.metadata or {}
 
     classes = [str(c) for c in metadata.get("classes") or []] or _tag_classes(entry)
-    threshold = float(entry.tags.get(THRESHOLD_TAG, metadata.get("threshold", 0.5)))
+    # A multi-class model decides by arg-max and stores no threshold
+    stored = entry.tags.get(THRESHOLD_TAG) or metadata.get("threshold")
+    threshold = 0.5 if stored is None else float(stored)
     columns, numeric = _signature_columns(info, pipeline, uri)
     model = ScoringModel(
         name=model_name,
@@ -325,7 +327,8 @@ def _seen_categories(pipeline: Pipeline) -> dict[str, frozenset[str]]:
         if name != "categorical" or not hasattr(transformer, "named_steps"):
             continue
         one_hot = transformer.named_steps.get("one_hot")
-        if one_hot is None:
+        # Data without categorical columns leaves the encoder unfitted
+        if one_hot is None or not hasattr(one_hot, "categories_"):
             return {}
         return {
             str(column): frozenset(str(value) for value in seen)

@@ -44,6 +44,16 @@ def _run(path: Path, candidates: list[str]) -> dict:
     return train(usecase=str(path), candidates=candidates)
 
 
+def _score(path: Path, rows: pd.DataFrame, folder: Path) -> pd.DataFrame:
+    """``rows`` scored by the use case's champion through the score flow."""
+    from casework.flows.score import score
+
+    given, scores = folder / "to-score.csv", folder / "scores.csv"
+    rows.to_csv(given, index=False)
+    score(usecase=str(path), input=str(given), output=str(scores))
+    return pd.read_csv(scores)
+
+
 def _run_artifacts(run_id: str) -> set[str]:
     from mlflow import MlflowClient
 
@@ -96,6 +106,10 @@ class TestQuality:
             ("casework.usecases.quality.hooks.log_scale_counts",),
         )
         assert model.predict_proba(raw.head(3)).shape == (3, 7)
+        scored = _score(path, raw.head(20), tmp_path)
+        assert len(scored) == 20
+        assert {f"score_{fault}" for fault in FAULT_COLUMNS} <= set(scored.columns)
+        assert set(scored["label"]) <= set(FAULT_COLUMNS)
 
 
 class TestFraud:
@@ -131,7 +145,9 @@ class TestFraud:
 
 
 class TestDisease:
-    def test_all_rows_reach_the_roc_auc_and_the_minimum_recall(self, casework_env):
+    def test_all_rows_reach_the_roc_auc_and_the_minimum_recall_and_score(
+        self, casework_env, tmp_path
+    ):
         summary = _run(Path(load_usecase("disease").spec_path), ["logistic_regression"])
 
         assert "champion" in summary["aliases"]
@@ -143,6 +159,13 @@ class TestDisease:
         assert float(version.tags["casework.threshold"]) == pytest.approx(
             summary["threshold"], abs=1e-6
         )
+        # Numbers only: the model's one-hot encoder was never fitted
+        from casework.usecases.disease.data import load_frame
+
+        rows = load_frame().drop(columns="diagnosis").head(20)
+        scored = _score(Path(load_usecase("disease").spec_path), rows, tmp_path)
+        assert len(scored) == 20
+        assert set(scored["label"]) <= {"benign", "malignant"}
 
 
 class TestChurn:
