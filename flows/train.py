@@ -336,7 +336,7 @@ def _apply_features_hook(hook: Any, X: Any, spec: UseCaseSpec) -> Any:
         return X
     try:
         featured = hook(X.copy())
-    except Exception as exc:  # the user's code: any failure is reported in one line
+    except (Exception, SystemExit) as exc:  # the user's code, reported in one line
         raise DataError(
             f"hook {spec.hooks.features!r} failed on the training rows: "
             f"{type(exc).__name__}: {first_line(exc)}"
@@ -345,6 +345,11 @@ def _apply_features_hook(hook: Any, X: Any, spec: UseCaseSpec) -> Any:
         raise DataError(
             f"hook {spec.hooks.features!r} returned {type(featured).__name__}, "
             "expected a pandas DataFrame"
+        )
+    if len(featured) != len(X):
+        raise DataError(
+            f"hook {spec.hooks.features!r} returned {len(featured)} rows for "
+            f"{len(X)}; a features hook must keep every row, in order"
         )
     return featured
 

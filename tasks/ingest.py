@@ -111,7 +111,14 @@ def _read_parquet(path: Path) -> pd.DataFrame:
 
 def _read_python(reference: str, spec: UseCaseSpec) -> pd.DataFrame:
     function = load_callable(reference, spec.base_dir)
-    frame = function()
+    try:
+        frame = function()
+    except CaseworkError:
+        raise  # the source's own one-line message says it best
+    except (Exception, SystemExit) as exc:  # the user's code, reported in one line
+        raise DataError(
+            f"source python:{reference} failed: {type(exc).__name__}: {first_line(exc)}"
+        ) from None
     if not isinstance(frame, pd.DataFrame):
         raise DataError(
             f"source python:{reference} returned {type(frame).__name__}, "
@@ -127,7 +134,7 @@ def _prepare(frame: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
         prepared = hook(frame)
     except CaseworkError:
         raise  # the hook's own one-line message says it best
-    except Exception as exc:  # the user's code: any failure is reported in one line
+    except (Exception, SystemExit) as exc:  # the user's code, reported in one line
         raise DataError(
             f"hook {spec.hooks.prepare!r} failed on the raw rows: "
             f"{type(exc).__name__}: {first_line(exc)}"

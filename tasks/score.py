@@ -367,12 +367,18 @@ def _cleaned(pipeline: Pipeline, X: pd.DataFrame, where: str) -> pd.DataFrame:
     clean = _clean_step_index(pipeline)
     if clean:
         try:
-            X = pipeline[:clean].transform(X)
-        except Exception as exc:  # the user's code: any failure is reported in one line
+            featured = pipeline[:clean].transform(X)
+        except (Exception, SystemExit) as exc:  # the user's code, in one line
             raise DataError(
                 f"{where}: the use case's features hook {_hook_name(pipeline[0])} "
                 f"failed: {type(exc).__name__}: {first_line(exc)}"
             ) from None
+        if len(featured) != len(X):
+            raise DataError(
+                f"{where}: the use case's features hook {_hook_name(pipeline[0])} "
+                f"returned {len(featured)} rows for {len(X)}; it must keep every row"
+            )
+        X = featured
     return pipeline[clean].transform(X)
 
 

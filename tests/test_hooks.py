@@ -61,6 +61,44 @@ class TestFeaturesHookOnTrainingRows:
         ):
             _apply_features_hook(hook, pd.DataFrame({"a": [1]}), spec)
 
+    def test_a_hook_that_drops_rows_is_refused(self, tmp_path):
+        from casework.flows.train import _apply_features_hook
+
+        spec = self._spec(tmp_path, "def add(frame):\n    return frame.head(1)\n")
+        hook = load_callable("feat.py:add", tmp_path)
+        with pytest.raises(DataError, match=r"returned 1 rows for 3; a features hook"):
+            _apply_features_hook(hook, pd.DataFrame({"a": [1, 2, 3]}), spec)
+
+    def test_a_hook_that_exits_the_process_is_one_error(self, tmp_path):
+        from casework.flows.train import _apply_features_hook
+
+        spec = self._spec(tmp_path, "import sys\ndef add(frame):\n    sys.exit(3)\n")
+        hook = load_callable("feat.py:add", tmp_path)
+        with pytest.raises(DataError, match=r"failed on the training rows: SystemExit"):
+            _apply_features_hook(hook, pd.DataFrame({"a": [1]}), spec)
+
+
+class TestPythonSource:
+    def test_a_source_function_that_raises_is_one_error_naming_it(self, tmp_path):
+        from casework.tasks.ingest import ingest
+        from casework.usecases.spec import UseCaseSpec
+
+        (tmp_path / "load.py").write_text("def rows():\n    raise OSError('db down')\n")
+        spec = UseCaseSpec.model_validate(
+            {
+                "name": "demo",
+                "source": {"kind": "python", "callable": "load.py:rows"},
+                "target": {"column": "y"},
+            }
+        )
+        spec._spec_path = tmp_path / "usecase.yaml"
+
+        with pytest.raises(DataError) as raised:
+            ingest.fn(spec)
+        assert (
+            str(raised.value) == "source python:load.py:rows failed: OSError: db down"
+        )
+
 
 class TestPrepareHookOnRawRows:
     def _spec(self, tmp_path, body: str):
