@@ -56,6 +56,7 @@ def tracking_uri() -> str:
     configured = os.environ.get("MLFLOW_TRACKING_URI")
     if configured:
         _refuse_file_store(configured)
+        _refuse_unknown_scheme(configured)
         return configured
     return f"sqlite:///{casework_home() / 'mlflow.db'}"
 
@@ -70,6 +71,25 @@ def _refuse_file_store(uri: str) -> None:
             f"MLFLOW_TRACKING_URI={uri}: MLflow's file store (a folder of runs) is "
             "not supported; use a database such as sqlite:///path/to/mlflow.db, or "
             "an MLflow server at http(s)://host:port"
+        )
+
+
+# What MLflow tracks to, by URI scheme (a database may name its driver: +psycopg).
+_TRACKING_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https")
+
+
+def _refuse_unknown_scheme(uri: str) -> None:
+    """One line for a scheme MLflow has no store for, instead of its KeyError."""
+    from casework.tasks.redact import redact_url
+
+    scheme = urlparse(uri).scheme.lower()
+    if not scheme or scheme.startswith("databricks"):
+        return
+    if scheme.partition("+")[0] not in _TRACKING_SCHEMES:
+        raise TrackingError(
+            f"MLFLOW_TRACKING_URI={redact_url(uri)}: MLflow cannot track to "
+            f"{scheme!r} URIs; use sqlite:///path/to/mlflow.db, a database "
+            "(postgresql://, mysql://, mssql://) or an MLflow server at http(s)://"
         )
 
 

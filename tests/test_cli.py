@@ -315,6 +315,20 @@ class TestReadOnlyCommandsCreateNoTrackingDatabase:
 
 
 class TestTrackingURI:
+    def test_a_scheme_mlflow_cannot_track_to_is_one_line(self, tmp_path):
+        uri = "bogus://user:secret@127.0.0.1/x"
+
+        completed = run_casework(
+            "models", "churn", home=tmp_path, MLFLOW_TRACKING_URI=uri
+        )
+
+        assert completed.returncode == 1
+        assert completed.stderr == (
+            "error: MLFLOW_TRACKING_URI=bogus://user:***@127.0.0.1/x: MLflow cannot "
+            "track to 'bogus' URIs; use sqlite:///path/to/mlflow.db, a database "
+            "(postgresql://, mysql://, mssql://) or an MLflow server at http(s)://\n"
+        )
+
     @pytest.mark.parametrize(
         "uri", ["./mlruns", "file:///{home}/elsewhere/mlruns"], ids=["path", "file-uri"]
     )
