@@ -174,6 +174,21 @@ class TestPrefectYaml:
 
 
 class TestDeployCommandErrors:
+    @pytest.mark.parametrize("where", ["folder", "missing-folder"])
+    def test_a_prefect_yaml_path_that_cannot_be_written_is_one_line(
+        self, tmp_path, where
+    ):
+        target = tmp_path if where == "folder" else tmp_path / "nowhere" / "p.yaml"
+
+        completed = run_casework(
+            "deploy", "churn", "--write-prefect-yaml", str(target), home=tmp_path
+        )
+
+        assert completed.returncode == 1
+        assert completed.stderr.startswith(f"error: --write-prefect-yaml {target}")
+        assert completed.stderr.count("\n") == 1
+        assert not (tmp_path / "nowhere").exists()
+
     def test_invalid_cron_fails_in_one_line_naming_use_case_field_and_expression(
         self, tmp_path
     ):
