@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import secrets
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -365,12 +366,14 @@ def _atomic_file(target: Path) -> Iterator[Path]:
 
 
 def _new_partial_file(target: Path) -> Path:
-    """A new, empty file beside ``target`` with the mode any new file gets (0666 less
-    the umask, as the output would have if written in place); ``tempfile.mkstemp``
-    makes it 0600, which the rename would keep."""
+    """A new, empty file beside ``target`` with the mode ``target`` has, or for a new
+    output the mode any new file gets (0666 less the umask), as if written in place;
+    ``tempfile.mkstemp`` makes it 0600, which the rename would keep."""
     path = target.with_name(f".{target.name}.{secrets.token_hex(6)}.partial")
     handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     os.close(handle)
+    if target.is_file():
+        path.chmod(stat.S_IMODE(target.stat().st_mode))
     return path
 
 

@@ -127,6 +127,18 @@ class TestAtomicWriting:
         assert stat.S_IMODE(path.stat().st_mode) == mode
         assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
 
+    @pytest.mark.parametrize("kind", ["csv", "parquet"])
+    def test_an_output_replaced_keeps_its_mode(self, tmp_path, kind):
+        path = tmp_path / f"scores.{kind}"
+        frame = pd.DataFrame({"id": ["a"], "score": [0.5]})
+        write_chunks([frame], Endpoint(kind, path=path))
+        path.chmod(0o600)
+
+        write_chunks([frame, frame], Endpoint(kind, path=path))
+
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert len(pd.read_csv(path) if kind == "csv" else pd.read_parquet(path)) == 2
+
 
 class TestOutputPath:
     def test_a_folder_is_refused_naming_it(self, tmp_path):
