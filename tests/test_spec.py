@@ -65,6 +65,41 @@ class TestSpecValidation:
         with pytest.raises(SpecError, match="unknown metric 'auc'; expected one of"):
             load_spec(path)
 
+    def test_a_key_given_twice_is_refused_naming_it_and_its_line(self, tmp_path):
+        path = tmp_path / "u.yaml"
+        path.write_text(
+            "name: returns\n"
+            "source: {kind: csv, path: returns.csv}\n"
+            "target: {column: returned}\n"
+            "candidates: [logistic_regression]\n"
+            "candidates: [baseline]\n",
+            encoding="utf-8",
+        )
+        with pytest.raises(SpecError) as raised:
+            load_spec(path)
+        assert str(raised.value) == (
+            f"{path} (line 5): not valid YAML: key 'candidates' appears twice"
+        )
+
+    def test_an_unquoted_yes_as_positive_label_says_to_quote_it(self, tmp_path):
+        path = tmp_path / "u.yaml"
+        path.write_text(
+            "name: returns\n"
+            "source: {kind: csv, path: returns.csv}\n"
+            "target: {column: returned, positive: Yes}\n",
+            encoding="utf-8",
+        )
+        with pytest.raises(SpecError, match=r"quote the label, e.g. positive: 'Yes'"):
+            load_spec(path)
+
+    @pytest.mark.parametrize("field", ["id_columns", "pii_columns", "drop_columns"])
+    def test_the_target_cannot_be_an_excluded_column(self, tmp_path, field):
+        path = _write(tmp_path / "u.yaml", {**MINIMAL, field: ["returned"]})
+        with pytest.raises(
+            SpecError, match=rf"target column 'returned' is listed in {field}"
+        ):
+            load_spec(path)
+
     def test_invalid_cron_names_the_field_and_the_expression(self, tmp_path):
         path = _write(
             tmp_path / "u.yaml", {**MINIMAL, "schedule": {"train": "61 25 * * 9"}}

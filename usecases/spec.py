@@ -112,6 +112,16 @@ class TargetSpec(_Strict):
     column: str
     positive: str | int | None = None
 
+    @field_validator("positive", mode="before")
+    @classmethod
+    def _no_yaml_boolean(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError(
+                "YAML reads an unquoted Yes, No, true, false, on or off as a "
+                "boolean; quote the label, e.g. positive: 'Yes'"
+            )
+        return value
+
 
 class SplitSpec(_Strict):
     """How rows are held out: ``test_size`` for the final test, ``validation_size``
@@ -319,6 +329,16 @@ class UseCaseSpec(_Strict):
             raise ValueError(f"candidates are listed twice: {value}")
         return value
 
+    @model_validator(mode="after")
+    def _target_is_not_excluded(self) -> UseCaseSpec:
+        for field in ("id_columns", "pii_columns", "drop_columns"):
+            if self.target.column in getattr(self, field):
+                raise ValueError(
+                    f"the target column {self.target.column!r} is listed in {field}; "
+                    "a column is either the target or excluded from the features"
+                )
+        return self
+
     @property
     def model_name(self) -> str:
         """The registered model's name: ``registered_model``, else the use-case name."""
@@ -351,6 +371,24 @@ class UseCaseSpec(_Strict):
         return _validate(data, self._spec_path)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping: PyYAML would
+    keep the last one silently."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, (str, int, float, bool)):
+                continue  # a list or mapping as key: PyYAML reports it itself
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_spec(path: Path) -> UseCaseSpec:
     """Read and validate a use-case spec from a YAML file.
 
@@ -361,7 +399,7 @@ def load_spec(path: Path) -> UseCaseSpec:
     if not path.is_file():
         raise SpecError(f"{path}: use-case spec not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+        data = yaml.load(path.read_text(encoding="utf-8-sig"), Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
