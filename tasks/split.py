@@ -114,12 +114,20 @@ def _time_values(order: pd.Series, column: str | None) -> np.ndarray:
         )
     if pd.api.types.is_numeric_dtype(order):
         return order.to_numpy(dtype=np.float64)
+    numbers = pd.to_numeric(order, errors="coerce")
+    if numbers.notna().all():  # numbers stored as text
+        return numbers.to_numpy(dtype=np.float64)
     with warnings.catch_warnings():
         # pandas warns that it guesses the format per value; bad values are reported
         # below in one line.
         warnings.simplefilter("ignore", UserWarning)
         parsed = pd.to_datetime(order, errors="coerce", utc=True)
     bad = order[parsed.isna()]
+    if not bad.empty and numbers.notna().any() and parsed.notna().any():
+        raise DataError(
+            f"time split column {column!r} mixes numbers ({int(numbers.notna().sum())}"
+            f" values, e.g. {order[numbers.notna()].iloc[0]!r}) and dates; use one kind"
+        )
     if not bad.empty:
         raise DataError(
             f"time split column {column!r}: {len(bad)} values are neither numbers nor "

@@ -73,6 +73,24 @@ class TestTimeSplitColumn:
         ):
             split.fn(data, spec.split)
 
+    def test_numbers_and_dates_mixed_are_an_error_saying_so(self):
+        frame = _frame()
+        frame["when"] = pd.date_range("2024-01-01", periods=60).astype(str)
+        frame.loc[7, "when"] = "0"
+        spec = _spec(split={"strategy": "time", "column": "when"})
+        data = validate.fn(frame, spec)
+        with pytest.raises(
+            DataError, match=r"'when' mixes numbers \(1 values, e.g. '0'"
+        ):
+            split.fn(data, spec.split)
+
+    def test_numbers_stored_as_text_order_the_rows(self):
+        frame = _frame()
+        frame["when"] = [str(60 - i) for i in range(60)]
+        spec = _spec(split={"strategy": "time", "column": "when"})
+        parts = split.fn(validate.fn(frame, spec), spec.split)
+        assert set(parts.test) == set(range(len(parts.test)))
+
     def test_a_time_column_the_data_lacks_is_an_error_before_splitting(self):
         spec = _spec(split={"strategy": "time", "column": "Time"})
         with pytest.raises(DataError, match=r"split.column names \['Time'\]"):
