@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# torch is pinned to the CPU build in pyproject.toml; pip takes the wheel on disk.
+	# torch>=2.3,<2.14: this machine's index resolves it to the CPU wheel (README).
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
