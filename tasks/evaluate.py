@@ -264,10 +264,11 @@ def _with_minimum(
         return ThresholdChoice(float(candidates[best]), strategy)
 
     best = int(np.argmax(bound))
-    held = f" at {confidence:.0%} confidence" if confidence else ""
+    held = f" at {confidence:.1%} confidence" if confidence else ""
+    lower = f" (lower bound {bound[best]:.3f}{held})" if confidence else ""
     note = (
         f"no threshold reaches {kind} {minimum:.3f}{held} on validation rows; the best "
-        f"available is {achieved[best]:.3f} at threshold {candidates[best]:.4f}"
+        f"available is {achieved[best]:.3f}{lower} at threshold {candidates[best]:.4f}"
     )
     logger.warning(note)
     return ThresholdChoice(float(candidates[best]), strategy, reached=False, note=note)

@@ -100,7 +100,11 @@ class TestMinimumWithConfidence:
             ThresholdSpec(strategy="min_recall", min_recall=0.99, confidence=0.95),
         )
         assert not choice.reached
-        assert "at 95% confidence" in choice.note
+        # Recall 1.000 on two rows, but its lower bound stays below the minimum
+        assert choice.note.startswith(
+            "no threshold reaches recall 0.990 at 95.0% confidence on validation "
+            "rows; the best available is 1.000 (lower bound 0."
+        )
 
 
 class TestTuneThreshold:
