@@ -83,11 +83,24 @@ def _read_csv(path: Path, separator: str) -> pd.DataFrame:
         raise DataError(
             f"{path}: the file is empty; expected a header row and data rows"
         ) from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: {_first_non_utf8(path)}; save it as UTF-8") from None
+    except pd.errors.ParserError as exc:
         raise DataError(f"{path}: not a readable CSV file: {first_line(exc)}") from None
     require_plain_rows(frame, path, frame.shape[1])
     _require_unique_header(path, separator)
     return _checked(frame, path)
+
+
+def _first_non_utf8(path: Path) -> str:
+    """Where a file stops being UTF-8: pandas' error counts from its read buffer."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        return f"line {line} is not UTF-8 text (byte {data[exc.start]:#04x})"
+    return "not UTF-8 text"
 
 
 def _require_unique_header(path: Path, separator: str) -> None:

@@ -118,6 +118,11 @@ def validate(frame: pd.DataFrame, spec: UseCaseSpec) -> ValidData:
     y = _encode(labels, classes, positive)
 
     features = frame.drop(columns=[c for c in spec.excluded_columns() if c in frame])
+    if features.shape[1] == 0:
+        raise DataError(
+            f"{spec.name}: no feature columns left: every column of the data is the "
+            "target or listed in id_columns, pii_columns or drop_columns"
+        )
     ids = frame[[c for c in spec.id_columns if c in frame]]
     order = frame[spec.split.column] if spec.split.strategy == "time" else None
     costs = _false_negative_costs(frame, spec)

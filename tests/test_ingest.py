@@ -28,6 +28,15 @@ class TestCsvShape:
         ):
             read_source(_spec(path))
 
+    def test_a_file_that_is_not_utf8_says_so(self, tmp_path):
+        path = tmp_path / "latin1.csv"
+        path.write_bytes("city,y\nZürich,1\nSion,0\n".encode("latin-1"))
+        with pytest.raises(DataError) as raised:
+            read_source(_spec(path))
+        assert str(raised.value) == (
+            f"{path}: line 2 is not UTF-8 text (byte 0xfc); save it as UTF-8"
+        )
+
     def test_rows_longer_than_the_header_are_refused(self, tmp_path):
         path = tmp_path / "ragged.csv"
         path.write_text("a,b,y\n1,2,3,4,5\n1,2,0\n")

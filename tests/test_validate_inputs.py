@@ -53,6 +53,13 @@ class TestRareClasses:
         assert len(parts.train) + len(parts.validation) + len(parts.test) == 60
 
 
+class TestFeatureColumns:
+    def test_no_feature_left_is_an_error_saying_why(self):
+        spec = _spec(drop_columns=["x", "when", "Amount"])
+        with pytest.raises(DataError, match=r"^bad: no feature columns left"):
+            validate.fn(_frame(), spec)
+
+
 class TestTimeSplitColumn:
     def test_missing_times_are_an_error_naming_the_column(self):
         frame = _frame()
