@@ -166,11 +166,14 @@ def run(
 
         # A bad name, spec, candidate or runner option fails before anything starts
         check_runner_options(runner, dask_address, dask_workers)
-        names = (
-            [c.strip() for c in candidates.split(",") if c.strip()]
-            if candidates
-            else None
-        )
+        names = None
+        if candidates is not None:
+            names = [c.strip() for c in candidates.split(",") if c.strip()]
+            if not names:
+                raise CaseworkError(
+                    f"--candidates {candidates!r} names no candidate; give them "
+                    "separated by commas, or leave the option out for the spec's list"
+                )
         spec = None
         if usecase is not None:
             spec = _checked_usecase(usecase, names)

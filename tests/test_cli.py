@@ -36,6 +36,16 @@ class TestStartUp:
             assert command in result.output
 
 
+class TestCandidatesOption:
+    def test_an_empty_list_is_refused_before_anything_starts(self, tmp_path):
+        completed = run_casework("run", "churn", "--candidates", " , ", home=tmp_path)
+
+        assert completed.returncode == 1
+        assert completed.stderr.startswith("error: --candidates ' , ' names no ")
+        assert completed.stderr.count("\n") == 1
+        assert not (tmp_path / "mlflow.db").exists()
+
+
 class TestFlowStart:
     def test_threads_switch_often_while_a_flow_runs_and_as_before_after(
         self, tmp_path, monkeypatch
