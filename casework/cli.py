@@ -29,6 +29,9 @@ logger = logging.getLogger(__name__)
 #: 0.3-0.5 s off a 10.6 s `casework run churn` on 2 cores (bench/overhead.py).
 FLOW_SWITCH_INTERVAL_SECONDS = 0.001
 
+#: Columns of output that goes to a file or a pipe rather than a terminal.
+PIPED_WIDTH = 200
+
 app = typer.Typer(
     name="casework",
     help="Take an ML use case from raw data to a versioned MLflow model, and back out as scores.",
@@ -36,8 +39,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-errors = Console(stderr=True)
+# Piped into a file or another program, Rich would wrap at 80 columns: a run id and
+# its tracking URI split over two lines, and tables cut names short.
+console = Console(width=None if sys.stdout.isatty() else PIPED_WIDTH)
+errors = Console(stderr=True, width=None if sys.stderr.isatty() else PIPED_WIDTH)
 
 
 @contextlib.contextmanager
