@@ -325,17 +325,9 @@ def deploy(
 
 def _write_prefect_yaml(plans: list[Any], path: Path, work_pool: str) -> None:
     from casework.flows.deploy import render_prefect_yaml
+    from casework.tasks.score_io import check_output_file
 
-    if path.is_dir():
-        raise CaseworkError(
-            f"--write-prefect-yaml {path} is a folder; name the file, e.g. "
-            f"{path / 'prefect.yaml'}"
-        )
-    if not path.parent.is_dir():
-        raise CaseworkError(
-            f"--write-prefect-yaml {path}: folder {path.parent} does not exist; "
-            "create it first"
-        )
+    check_output_file(path, "--write-prefect-yaml", "prefect.yaml")
     path.write_text(render_prefect_yaml(plans, work_pool), encoding="utf-8")
     console.print(
         f"wrote {len(plans)} deployments for work pool {work_pool!r} to {path}; "

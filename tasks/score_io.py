@@ -198,22 +198,28 @@ def write_chunks(frames: Iterable[pd.DataFrame], endpoint: Endpoint) -> int:
     return written
 
 
-def check_output_file(path: Path) -> None:
+def check_output_file(
+    path: Path, what: str = "output", example: str = "scores.csv"
+) -> None:
     """Refuse an output path that cannot become a file: a folder, or a file in a
     folder that does not exist. Folders are not created: a mistyped one would hide
-    the scores where nobody looks for them.
+    the output where nobody looks for it.
+
+    Args:
+        what: how the message names the path, e.g. an option.
+        example: a file name to suggest inside a folder given instead of a file.
 
     Raises:
         DataError: naming the path or the folder, and what to do.
     """
     if path.is_dir():
         raise DataError(
-            f"output {path} is a folder; give a file in it instead, such as "
-            f"{path / 'scores.csv'}"
+            f"{what} {path} is a folder; give a file in it instead, such as "
+            f"{path / example}"
         )
     if not path.parent.is_dir():
         raise DataError(
-            f"output {path}: the folder {path.parent} does not exist; create it "
+            f"{what} {path}: the folder {path.parent} does not exist; create it "
             "first, or correct the path"
         )
 
