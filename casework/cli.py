@@ -552,10 +552,12 @@ def _print_train_summary(summary: dict[str, Any]) -> None:
 
 
 def _print_score_summary(summary: dict[str, Any]) -> None:
+    from casework.flows.score import decision_rule
+
     console.print(
         f"scored [bold]{summary['rows']:,}[/] rows with "
         f"[bold]{summary['model_name']} v{summary['model_version']}[/] "
-        f"(threshold {summary['threshold']:.4f}) in {summary['seconds']:.1f} s "
+        f"({decision_rule(summary['threshold'])}) in {summary['seconds']:.1f} s "
         f"({summary['rows_per_second']:,.0f} rows/s)"
     )
     console.print(f"input:  {summary['input']}", highlight=False)

@@ -41,7 +41,7 @@ from casework.usecases import load_usecase
 from casework.usecases.discovery import usecase_label
 from casework.usecases.spec import UseCaseSpec
 
-__all__ = ["ScoreSummary", "score"]
+__all__ = ["ScoreSummary", "decision_rule", "score"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class ScoreSummary:
     usecase: str
     model_name: str
     model_version: str
-    threshold: float
+    threshold: float | None  # None: the label is the most probable class
     input: str
     output: str
     mode: str
@@ -200,7 +200,7 @@ def score_rows(
         usecase="",
         model_name=model.name,
         model_version=model.version,
-        threshold=model.threshold,
+        threshold=model.threshold if model.is_binary else None,
         input=source.describe(),
         output=sink.describe(),
         mode=sink.mode if sink.kind == "sql" else "replace",
@@ -239,7 +239,7 @@ def _run_params(
         "usecase": spec.name,
         "model_name": model.name,
         "model_version": model.version,
-        "threshold": model.threshold,
+        "threshold": model.threshold if model.is_binary else None,
         "input": source.describe(),
         "output": sink.describe(),
         "mode": sink.mode if sink.kind == "sql" else "replace",
@@ -265,12 +265,20 @@ def _metric_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_\-. /]", "_", text)
 
 
+def decision_rule(threshold: float | None) -> str:
+    """How labels are given: at a threshold, or as the most probable class."""
+    if threshold is None:
+        return "label: the most probable class"
+    return f"threshold {threshold:.4f}"
+
+
 def _publish_artifact(summary: ScoreSummary) -> None:
     lines = [
         f"# {summary.usecase}: scored {summary.rows:,} rows",
         "",
         f"Model **{summary.model_name} v{summary.model_version}** "
-        f"(threshold {summary.threshold:.4f}), {summary.rows_per_second:,.0f} rows/s.",
+        f"({decision_rule(summary.threshold)}), "
+        f"{summary.rows_per_second:,.0f} rows/s.",
         "",
         f"- input: `{summary.input}`",
         f"- output: `{summary.output}` ({summary.mode})",

@@ -9,12 +9,13 @@ URL among them) once, when first imported.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pandas as pd
 
 from casework.errors import DataError
 
-__all__ = ["require_plain_rows", "require_unique_names"]
+__all__ = ["first_non_utf8", "require_plain_rows", "require_unique_names"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,3 +36,14 @@ def require_unique_names(names: list[str], where: object) -> None:
     repeated = sorted({name for name in stripped if stripped.count(name) > 1})
     if repeated:
         raise DataError(f"{where}: column names appear twice in the header: {repeated}")
+
+
+def first_non_utf8(path: Path) -> str:
+    """Where a file stops being UTF-8: pandas' error counts from its read buffer."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        return f"line {line} is not UTF-8 text (byte {data[exc.start]:#04x})"
+    return "not UTF-8 text"

@@ -12,7 +12,11 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from casework.errors import CaseworkError, DataError, first_line
-from casework.tasks.frames import require_plain_rows, require_unique_names
+from casework.tasks.frames import (
+    first_non_utf8,
+    require_plain_rows,
+    require_unique_names,
+)
 from casework.usecases.hooks import load_callable
 from casework.usecases.spec import CsvSource, ParquetSource, PythonSource, UseCaseSpec
 
@@ -84,23 +88,12 @@ def _read_csv(path: Path, separator: str) -> pd.DataFrame:
             f"{path}: the file is empty; expected a header row and data rows"
         ) from None
     except UnicodeDecodeError:
-        raise DataError(f"{path}: {_first_non_utf8(path)}; save it as UTF-8") from None
+        raise DataError(f"{path}: {first_non_utf8(path)}; save it as UTF-8") from None
     except pd.errors.ParserError as exc:
         raise DataError(f"{path}: not a readable CSV file: {first_line(exc)}") from None
     require_plain_rows(frame, path, frame.shape[1])
     _require_unique_header(path, separator)
     return _checked(frame, path)
-
-
-def _first_non_utf8(path: Path) -> str:
-    """Where a file stops being UTF-8: pandas' error counts from its read buffer."""
-    data = path.read_bytes()
-    try:
-        data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        return f"line {line} is not UTF-8 text (byte {data[exc.start]:#04x})"
-    return "not UTF-8 text"
 
 
 def _require_unique_header(path: Path, separator: str) -> None:

@@ -23,7 +23,11 @@ from typing import IO, Any, Literal
 import pandas as pd
 
 from casework.errors import DataError, first_line
-from casework.tasks.frames import require_plain_rows, require_unique_names
+from casework.tasks.frames import (
+    first_non_utf8,
+    require_plain_rows,
+    require_unique_names,
+)
 from casework.tasks.redact import redact_url
 from casework.usecases.spec import (
     CsvSource,
@@ -288,7 +292,9 @@ def _read_csv_chunks(
                 require_plain_rows(chunk, path, len(header))
                 chunk.columns = [str(c).strip() for c in chunk.columns]
                 yield chunk
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: {first_non_utf8(path)}; save it as UTF-8") from None
+    except pd.errors.ParserError as exc:
         raise DataError(f"{path}: not a readable CSV file: {first_line(exc)}") from None
 
 
@@ -297,7 +303,9 @@ def _csv_header(path: Path, separator: str) -> list[str]:
         frame = pd.read_csv(path, sep=separator, encoding="utf-8-sig", nrows=0)
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty; expected a header row") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: {first_non_utf8(path)}; save it as UTF-8") from None
+    except pd.errors.ParserError as exc:
         raise DataError(f"{path}: not a readable CSV file: {first_line(exc)}") from None
     first_row = pd.read_csv(
         path, sep=separator, encoding="utf-8-sig", header=None, nrows=1

@@ -44,14 +44,15 @@ def _run(path: Path, candidates: list[str]) -> dict:
     return train(usecase=str(path), candidates=candidates)
 
 
-def _score(path: Path, rows: pd.DataFrame, folder: Path) -> pd.DataFrame:
-    """``rows`` scored by the use case's champion through the score flow."""
+def _score(path: Path, rows: pd.DataFrame, folder: Path) -> tuple[pd.DataFrame, dict]:
+    """``rows`` scored by the use case's champion through the score flow, and the
+    flow's summary."""
     from casework.flows.score import score
 
     given, scores = folder / "to-score.csv", folder / "scores.csv"
     rows.to_csv(given, index=False)
-    score(usecase=str(path), input=str(given), output=str(scores))
-    return pd.read_csv(scores)
+    summary = score(usecase=str(path), input=str(given), output=str(scores))
+    return pd.read_csv(scores), summary
 
 
 def _run_artifacts(run_id: str) -> set[str]:
@@ -106,7 +107,8 @@ class TestQuality:
             ("casework.usecases.quality.hooks.log_scale_counts",),
         )
         assert model.predict_proba(raw.head(3)).shape == (3, 7)
-        scored = _score(path, raw.head(20), tmp_path)
+        scored, summary = _score(path, raw.head(20), tmp_path)
+        assert summary["threshold"] is None  # the most probable class
         assert len(scored) == 20
         assert {f"score_{fault}" for fault in FAULT_COLUMNS} <= set(scored.columns)
         assert set(scored["label"]) <= set(FAULT_COLUMNS)
@@ -163,7 +165,7 @@ class TestDisease:
         from casework.usecases.disease.data import load_frame
 
         rows = load_frame().drop(columns="diagnosis").head(20)
-        scored = _score(Path(load_usecase("disease").spec_path), rows, tmp_path)
+        scored, _ = _score(Path(load_usecase("disease").spec_path), rows, tmp_path)
         assert len(scored) == 20
         assert set(scored["label"]) <= {"benign", "malignant"}
 

@@ -433,8 +433,12 @@ def _describe(exc: ValidationError, path: Path | None, name: Any = None) -> str:
     more = len(exc.errors()) - 1
     tail = f"; and {more} more problem{'s' if more > 1 else ''}" if more else ""
     where = f"{path}: " if path else ""
-    owner = f" of use case {name!r}" if isinstance(name, str) and name else ""
-    return f"{where}field {field or '<top>'!r}{owner}: {message}{shown}{tail}"
+    named = isinstance(name, str) and name
+    if not field:  # a check across fields: its message names them
+        subject = f"use case {name!r}: " if named else ""
+        return f"{where}{subject}{message}{shown}{tail}"
+    owner = f" of use case {name!r}" if named else ""
+    return f"{where}field {field!r}{owner}: {message}{shown}{tail}"
 
 
 def _is_union_tag(part: Any) -> bool:

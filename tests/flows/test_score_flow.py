@@ -134,6 +134,28 @@ class TestScoreCommand:
         assert "header.csv: no rows to score" in result.output
         assert not output.exists()
 
+    def test_a_file_that_is_not_utf8_names_the_line(
+        self, cli, churn_model, new_customers, tmp_path
+    ):
+        from casework.cli import app
+
+        lines = new_customers.read_text().splitlines()
+        latin1 = tmp_path / "latin1.csv"
+        latin1.write_bytes(
+            "\n".join([lines[0], lines[1].replace(",", ",ä", 1), lines[2]]).encode(
+                "latin-1"
+            )
+        )
+        output = tmp_path / "scores.csv"
+
+        result = cli.invoke(
+            app, ["score", "churn", "--input", str(latin1), "--output", str(output)]
+        )
+
+        assert result.exit_code == 1
+        assert "latin1.csv: line 2 is not UTF-8 text (byte 0xe4)" in result.output
+        assert not output.exists()
+
     def test_a_repeated_column_name_is_refused(
         self, cli, churn_model, new_customers, tmp_path
     ):
