@@ -41,11 +41,13 @@ def open_store_early() -> threading.Thread:
     flow run. A failure is left for :func:`connect` to report.
     """
 
+    uri = tracking_uri()  # read here, as the caller's settings stand now
+
     def open_store() -> None:
         from mlflow import MlflowClient
 
         try:
-            MlflowClient(tracking_uri())
+            MlflowClient(uri)
         except Exception as exc:  # connect() reports it in one line, in the flow
             logger.debug("Opening the tracking store early failed: %s", exc)
 
