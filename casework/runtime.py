@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from casework.errors import TrackingError, first_line
+from casework.settings import DATABASE_SCHEMES
 from casework.tasks.redact import redact_url
 
 __all__ = [
@@ -271,7 +272,6 @@ _DATABASE_TIMEOUT_ARGUMENT = {
     "postgresql": "connect_timeout",
     "mysql": "connect_timeout",
 }
-_DATABASE_SCHEMES = ("postgresql", "mysql", "mssql")
 
 
 def check_tracking_store(
@@ -285,7 +285,7 @@ def check_tracking_store(
         check_mlflow_server(uri, timeout_seconds)
     elif scheme == "sqlite" and must_exist:
         _require_sqlite_file(uri)
-    elif scheme.partition("+")[0] in _DATABASE_SCHEMES:
+    elif scheme.partition("+")[0] in DATABASE_SCHEMES:
         _check_database(uri, timeout_seconds)
 
 

@@ -51,51 +51,45 @@ def tracking_uri() -> str:
     """``$MLFLOW_TRACKING_URI``, or a SQLite database in the casework home.
 
     Raises:
-        TrackingError: the variable names MLflow's file store (a folder).
+        TrackingError: the variable names a store MLflow cannot use.
     """
     configured = os.environ.get("MLFLOW_TRACKING_URI")
     if configured:
-        _refuse_file_store(configured)
-        _refuse_unknown_scheme(configured)
+        _refuse_unusable_store(configured)
         return configured
     return f"sqlite:///{casework_home() / 'mlflow.db'}"
 
 
-def _refuse_file_store(uri: str) -> None:
-    """MLflow 3 refuses its file store (``./mlruns``, ``file:///...``) with a
-    traceback, as in maintenance mode: say so in one line, with what to use."""
-    scheme = urlparse(uri).scheme.lower()
-    # A bare word such as "databricks" has no scheme either, but is no folder
-    if scheme == "file" or (not scheme and not uri.startswith("databricks")):
-        raise TrackingError(
-            f"MLFLOW_TRACKING_URI={uri}: MLflow's file store (a folder of runs) is "
-            "not supported; use a database such as sqlite:///path/to/mlflow.db, or "
-            "an MLflow server at http(s)://host:port"
-        )
+#: Database servers MLflow can track to; a URI may name the driver (postgresql+psycopg).
+DATABASE_SCHEMES = ("postgresql", "mysql", "mssql")
+_TRACKING_SCHEMES = ("sqlite", "http", "https", *DATABASE_SCHEMES)
 
 
-# What MLflow tracks to, by URI scheme (a database may name its driver: +psycopg).
-_TRACKING_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https")
-
-
-def _refuse_unknown_scheme(uri: str) -> None:
-    """One line for a scheme MLflow has no store for, instead of its KeyError."""
+def _refuse_unusable_store(uri: str) -> None:
+    """One line, with what to use instead, for a tracking URI MLflow 3 cannot use:
+    its file store (``./mlruns``, ``file:///...``), which it refuses with a traceback,
+    or a scheme it has no store for, which ends in its KeyError."""
     from casework.tasks.redact import redact_url
 
     scheme = urlparse(uri).scheme.lower()
-    if not scheme or scheme.startswith("databricks"):
+    if scheme.startswith("databricks") or uri.startswith("databricks"):
         return
-    if scheme.partition("+")[0] not in _TRACKING_SCHEMES:
-        raise TrackingError(
-            f"MLFLOW_TRACKING_URI={redact_url(uri)}: MLflow cannot track to "
-            f"{scheme!r} URIs; use sqlite:///path/to/mlflow.db, a database "
-            "(postgresql://, mysql://, mssql://) or an MLflow server at http(s)://"
-        )
+    if scheme in ("", "file"):
+        problem = "MLflow's file store (a folder of runs) is not supported"
+    elif scheme.partition("+")[0] not in _TRACKING_SCHEMES:
+        problem = f"MLflow cannot track to {scheme!r} URIs"
+    else:
+        return
+    raise TrackingError(
+        f"MLFLOW_TRACKING_URI={redact_url(uri)}: {problem}; use a database such as "
+        "sqlite:///path/to/mlflow.db (or postgresql://, mysql://, mssql://), or an "
+        "MLflow server at http(s)://host:port"
+    )
 
 
 def is_local_tracking() -> bool:
     """True when MLflow tracks to a file on this machine rather than a server."""
-    return tracking_uri().startswith(("sqlite:", "file:"))
+    return tracking_uri().startswith("sqlite:")
 
 
 def artifact_location(usecase: str) -> str | None:

@@ -324,6 +324,12 @@ class TestReadOnlyCommandsCreateNoTrackingDatabase:
         assert not (tmp_path / "nowhere").exists()
 
 
+USE_INSTEAD = (
+    "use a database such as sqlite:///path/to/mlflow.db (or postgresql://, mysql://, "
+    "mssql://), or an MLflow server at http(s)://host:port"
+)
+
+
 class TestTrackingURI:
     def test_a_scheme_mlflow_cannot_track_to_is_one_line(self, tmp_path):
         uri = "bogus://user:secret@127.0.0.1/x"
@@ -335,8 +341,7 @@ class TestTrackingURI:
         assert completed.returncode == 1
         assert completed.stderr == (
             "error: MLFLOW_TRACKING_URI=bogus://user:***@127.0.0.1/x: MLflow cannot "
-            "track to 'bogus' URIs; use sqlite:///path/to/mlflow.db, a database "
-            "(postgresql://, mysql://, mssql://) or an MLflow server at http(s)://\n"
+            f"track to 'bogus' URIs; {USE_INSTEAD}\n"
         )
 
     @pytest.mark.parametrize(
@@ -352,8 +357,7 @@ class TestTrackingURI:
         assert completed.returncode == 1
         assert completed.stderr == (
             f"error: MLFLOW_TRACKING_URI={uri}: MLflow's file store (a folder of runs) "
-            "is not supported; use a database such as sqlite:///path/to/mlflow.db, or "
-            "an MLflow server at http(s)://host:port\n"
+            f"is not supported; {USE_INSTEAD}\n"
         )
         assert not (tmp_path / "mlruns").exists()
         assert not (tmp_path / "elsewhere").exists()
