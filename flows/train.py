@@ -13,12 +13,11 @@ from typing import Any
 
 import mlflow
 import numpy as np
-import pandas as pd
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
 from casework import __version__
-from casework.errors import DataError, first_line
+from casework.errors import DataError
 from casework.tasks import track
 from casework.tasks.candidates import check_candidates
 from casework.tasks.candidates import import_libraries as import_candidate_libraries
@@ -48,7 +47,7 @@ from casework.tasks.train import (
 from casework.tasks.validate import ValidData, validate
 from casework.usecases import UseCaseSpec, load_usecase
 from casework.usecases.discovery import usecase_label
-from casework.usecases.hooks import load_callable
+from casework.usecases.hooks import call_for_frame, load_callable
 
 __all__ = ["TrainSummary", "import_libraries", "summary_markdown", "train"]
 
@@ -337,18 +336,9 @@ def _apply_features_hook(hook: Any, X: Any, spec: UseCaseSpec) -> Any:
     """The training rows through the features hook, which must give back a frame."""
     if hook is None:
         return X
-    try:
-        featured = hook(X.copy())
-    except (Exception, SystemExit) as exc:  # the user's code, reported in one line
-        raise DataError(
-            f"hook {spec.hooks.features!r} failed on the training rows: "
-            f"{type(exc).__name__}: {first_line(exc)}"
-        ) from None
-    if not isinstance(featured, pd.DataFrame):
-        raise DataError(
-            f"hook {spec.hooks.features!r} returned {type(featured).__name__}, "
-            "expected a pandas DataFrame"
-        )
+    featured = call_for_frame(
+        hook, X.copy(), who=f"hook {spec.hooks.features!r}", on=" on the training rows"
+    )
     if len(featured) != len(X):
         raise DataError(
             f"hook {spec.hooks.features!r} returned {len(featured)} rows for "

@@ -11,13 +11,13 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from casework.errors import CaseworkError, DataError, first_line
+from casework.errors import DataError, first_line
 from casework.tasks.frames import (
     first_non_utf8,
     require_plain_rows,
     require_unique_names,
 )
-from casework.usecases.hooks import load_callable
+from casework.usecases.hooks import call_for_frame, load_callable
 from casework.usecases.spec import CsvSource, ParquetSource, PythonSource, UseCaseSpec
 
 __all__ = ["RawData", "fingerprint", "ingest", "read_source"]
@@ -117,40 +117,16 @@ def _read_parquet(path: Path) -> pd.DataFrame:
 
 def _read_python(reference: str, spec: UseCaseSpec) -> pd.DataFrame:
     function = load_callable(reference, spec.base_dir)
-    try:
-        frame = function()
-    except CaseworkError:
-        raise  # the source's own one-line message says it best
-    except (Exception, SystemExit) as exc:  # the user's code, reported in one line
-        raise DataError(
-            f"source python:{reference} failed: {type(exc).__name__}: {first_line(exc)}"
-        ) from None
-    if not isinstance(frame, pd.DataFrame):
-        raise DataError(
-            f"source python:{reference} returned {type(frame).__name__}, "
-            "expected a pandas DataFrame"
-        )
+    frame = call_for_frame(function, who=f"source python:{reference}")
     return _checked(frame, f"python:{reference}")
 
 
 def _prepare(frame: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
     """The raw rows through the ``prepare`` hook, which must give back a frame."""
     hook = load_callable(spec.hooks.prepare, spec.base_dir)
-    try:
-        prepared = hook(frame)
-    except CaseworkError:
-        raise  # the hook's own one-line message says it best
-    except (Exception, SystemExit) as exc:  # the user's code, reported in one line
-        raise DataError(
-            f"hook {spec.hooks.prepare!r} failed on the raw rows: "
-            f"{type(exc).__name__}: {first_line(exc)}"
-        ) from None
-    if not isinstance(prepared, pd.DataFrame):
-        raise DataError(
-            f"hook {spec.hooks.prepare!r} returned {type(prepared).__name__}, "
-            "expected a pandas DataFrame"
-        )
-    return prepared
+    return call_for_frame(
+        hook, frame, who=f"hook {spec.hooks.prepare!r}", on=" on the raw rows"
+    )
 
 
 def _require_file(path: Path) -> None:

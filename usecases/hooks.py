@@ -12,9 +12,9 @@ from typing import Any
 
 import cloudpickle
 
-from casework.errors import SpecError, first_line
+from casework.errors import CaseworkError, DataError, SpecError, first_line
 
-__all__ = ["callable_name", "load_callable"]
+__all__ = ["call_for_frame", "callable_name", "load_callable"]
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +23,33 @@ def callable_name(function: Any) -> str:
     """``module.qualname`` of a function: how hooks are named in trusted-type lists
     and in messages."""
     return f"{function.__module__}.{function.__qualname__}"
+
+
+def call_for_frame(
+    function: Callable[..., Any], *args: Any, who: str, on: str = ""
+) -> Any:
+    """``function(*args)``, the use case's own code, which must give back a pandas
+    DataFrame; any failure is one line naming ``who`` (and ``on`` what it ran).
+
+    Raises:
+        DataError: the function raised (or exited), or returned something else. A
+            casework error it raises itself keeps its own message.
+    """
+    import pandas as pd
+
+    try:
+        frame = function(*args)
+    except CaseworkError:
+        raise
+    except (Exception, SystemExit) as exc:  # the user's code, reported in one line
+        raise DataError(
+            f"{who} failed{on}: {type(exc).__name__}: {first_line(exc)}"
+        ) from None
+    if not isinstance(frame, pd.DataFrame):
+        raise DataError(
+            f"{who} returned {type(frame).__name__}, expected a pandas DataFrame"
+        )
+    return frame
 
 
 def load_callable(reference: str, base_dir: Path) -> Callable[..., Any]:
