@@ -561,7 +561,10 @@ def _print_score_summary(summary: dict[str, Any]) -> None:
         f"({summary['rows_per_second']:,.0f} rows/s)"
     )
     console.print(f"input:  {summary['input']}", highlight=False)
-    console.print(f"output: {summary['output']} ({summary['mode']})", highlight=False)
+    written = {"create": "new file", "replace": "replaced"}.get(
+        summary["mode"], summary["mode"]
+    )
+    console.print(f"output: {summary['output']} ({written})", highlight=False)
     labels = ", ".join(f"{k}: {v:,}" for k, v in summary["labels"].items())
     console.print(f"labels: {labels}")
     for key, text in (

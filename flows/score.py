@@ -169,6 +169,7 @@ def score_rows(
         *[c for c in model.input_columns if c not in model.numeric_columns],
     ]
     chunks = read_chunks(source, columns, text_columns, chunk_rows)
+    mode = write_mode(sink)
 
     def scored() -> Iterator[pd.DataFrame]:
         for chunk in chunks:
@@ -203,7 +204,7 @@ def score_rows(
         threshold=model.threshold if model.is_binary else None,
         input=source.describe(),
         output=sink.describe(),
-        mode=sink.mode if sink.kind == "sql" else "replace",
+        mode=mode,
         rows=stats.rows,
         seconds=round(seconds, 3),
         rows_per_second=round(stats.rows / seconds, 1) if seconds else 0.0,
@@ -212,6 +213,14 @@ def score_rows(
         unseen_categories=counts["unseen_categories"],
         unparsable_numbers=counts["unparsable_numbers"],
     )
+
+
+def write_mode(sink: Endpoint) -> str:
+    """How the output is written: a SQL table's append or replace; a file is
+    replaced when it exists, else created."""
+    if sink.kind == "sql":
+        return sink.mode
+    return "replace" if sink.path is not None and sink.path.exists() else "create"
 
 
 def _warn_about(stats: ScoreStats) -> None:
@@ -242,7 +251,7 @@ def _run_params(
         "threshold": model.threshold if model.is_binary else None,
         "input": source.describe(),
         "output": sink.describe(),
-        "mode": sink.mode if sink.kind == "sql" else "replace",
+        "mode": write_mode(sink),
         "chunk_rows": chunk_rows,
     }
 

@@ -95,6 +95,22 @@ class TestScoreCommand:
         assert len(scores) == 7043 and scores["score"].between(0, 1).all()
         assert set(scores["label"]) == {"Yes", "No"}
         assert (scores["model_version"].astype(str) == churn_model["version"]).all()
+        assert f"output: {output} (new file)" in result.output
+
+    def test_scoring_again_says_the_file_is_replaced(
+        self, cli, churn_model, new_customers, tmp_path
+    ):
+        from casework.cli import app
+
+        output = tmp_path / "scores.csv"
+        output.write_text("old scores\n")
+        arguments = ["score", "churn", "--input", str(new_customers), "-o", str(output)]
+
+        result = cli.invoke(app, arguments)
+
+        assert result.exit_code == 0, result.output
+        assert f"output: {output} (replaced)" in result.output
+        assert len(pd.read_csv(output)) == 7043
 
     def test_a_failed_run_is_one_error_line_and_leaves_the_output_untouched(
         self, cli, churn_model, new_customers, tmp_path
