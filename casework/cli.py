@@ -552,10 +552,10 @@ def _print_train_summary(summary: dict[str, Any]) -> None:
 
 
 def _print_score_summary(summary: dict[str, Any]) -> None:
-    from casework.flows.score import decision_rule
+    from casework.flows.score import decision_rule, row_count
 
     console.print(
-        f"scored [bold]{summary['rows']:,}[/] rows with "
+        f"scored [bold]{row_count(summary['rows'])}[/] with "
         f"[bold]{summary['model_name']} v{summary['model_version']}[/] "
         f"({decision_rule(summary['threshold'])}) in {summary['seconds']:.1f} s "
         f"({summary['rows_per_second']:,.0f} rows/s)"

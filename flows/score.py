@@ -188,8 +188,8 @@ def score_rows(
     write_chunks(scored(), sink)
     seconds = time.perf_counter() - started
     logger.info(
-        "Scored %d rows with %s in %.1f s (%.0f rows/s) into %s",
-        stats.rows,
+        "Scored %s with %s in %.1f s (%.0f rows/s) into %s",
+        row_count(stats.rows),
         model.uri,
         seconds,
         stats.rows / seconds if seconds else 0.0,
@@ -281,9 +281,14 @@ def decision_rule(threshold: float | None) -> str:
     return f"threshold {threshold:.4f}"
 
 
+def row_count(rows: int) -> str:
+    """``1 row``, ``7,043 rows``."""
+    return f"{rows:,} row" if rows == 1 else f"{rows:,} rows"
+
+
 def _publish_artifact(summary: ScoreSummary) -> None:
     lines = [
-        f"# {summary.usecase}: scored {summary.rows:,} rows",
+        f"# {summary.usecase}: scored {row_count(summary.rows)}",
         "",
         f"Model **{summary.model_name} v{summary.model_version}** "
         f"({decision_rule(summary.threshold)}), "

@@ -112,6 +112,27 @@ class TestScoreCommand:
         assert f"output: {output} (replaced)" in result.output
         assert len(pd.read_csv(output)) == 7043
 
+    def test_one_row_is_counted_as_one_row(
+        self, cli, churn_model, new_customers, tmp_path
+    ):
+        from casework.cli import app
+
+        one_row = tmp_path / "one.csv"
+        one_row.write_text("".join(new_customers.read_text().splitlines(True)[:2]))
+        arguments = [
+            "score",
+            "churn",
+            "-i",
+            str(one_row),
+            "-o",
+            str(tmp_path / "s.csv"),
+        ]
+
+        result = cli.invoke(app, arguments)
+
+        assert result.exit_code == 0, result.output
+        assert "scored 1 row with churn" in result.output
+
     def test_a_failed_run_is_one_error_line_and_leaves_the_output_untouched(
         self, cli, churn_model, new_customers, tmp_path
     ):
