@@ -115,12 +115,16 @@ def load_targets(usecases: list[str] | None = None) -> list[tuple[str, UseCaseSp
         usecases: names or spec paths; None or empty takes every use case found.
 
     Raises:
-        SpecError, UseCaseNotFoundError: a name is unknown or a spec is invalid.
+        SpecError, UseCaseNotFoundError: a name is unknown, or a spec is invalid or
+            names a candidate or parameter value its every run would fail on.
     """
+    from casework.tasks.candidates import check_candidates
+
     references = list(usecases or available_usecases())
     targets = []
     for reference in references:
         spec = load_usecase(reference)
+        check_candidates(spec.candidates, spec.name, spec.candidate_params)
         by_name = spec.spec_path is None or reference == spec.name
         targets.append((reference if by_name else str(spec.spec_path), spec))
     return targets

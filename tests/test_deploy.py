@@ -202,6 +202,28 @@ class TestDeployCommandErrors:
         assert "field 'schedule.train'" in line
         assert "'0 3 * * 8'" in line
 
+    def test_a_bad_candidate_parameter_is_refused_before_anything_is_written(
+        self, tmp_path
+    ):
+        spec = write_usecase(
+            tmp_path,
+            "nightly",
+            None,
+            schedule={"train": "0 3 * * 1"},
+            candidate_params={"logistic_regression": {"C": -1}},
+        )
+        target = tmp_path / "prefect.yaml"
+
+        completed = run_casework(
+            "deploy", str(spec), "--write-prefect-yaml", str(target), home=tmp_path
+        )
+
+        assert completed.returncode == 1
+        line = _one_line(completed.stderr)
+        assert line.startswith("error: nightly: candidate_params.logistic_regression.C")
+        assert "Got -1 instead" in line
+        assert not target.exists()
+
     def test_without_prefect_server_says_one_is_needed(self, tmp_path):
         completed = run_casework("deploy", "churn", home=tmp_path)
 
