@@ -320,6 +320,11 @@ def _training_rows(spec: UseCaseSpec, data: ValidData, parts: Split) -> Training
         else None
     )
     cleaner = TabularCleaner().fit(_apply_features_hook(hook, X_train, spec))
+    if cleaner.empty_columns_:
+        logger.warning(
+            "Dropping columns with no values in the training rows: %s",
+            cleaner.empty_columns_,
+        )
     return TrainingRows(
         X_train=X_train,
         y_train=data.y[parts.train],

@@ -46,10 +46,9 @@ class TabularCleaner(TransformerMixin, BaseEstimator):
         self.input_columns_ = [str(c) for c in frame.columns]
         self.empty_columns_ = [c for c in self.input_columns_ if _is_empty(frame[c])]
         if self.empty_columns_:
-            logger.warning(
-                "Dropping columns with no values in the training rows: %s",
-                self.empty_columns_,
-            )
+            # Debug only: the pipeline refits a cleaner for every candidate, fold and
+            # refit; the training flow warns once, from its first fit.
+            logger.debug("Dropping columns with no values: %s", self.empty_columns_)
 
         kept = [c for c in self.input_columns_ if c not in self.empty_columns_]
         self.numeric_columns_ = [c for c in kept if self._is_numeric(frame[c])]

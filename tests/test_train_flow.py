@@ -212,6 +212,7 @@ class TestBadInput:
         code, output = _run_cli(spec)
 
         assert code == 0, output
+        assert output.count("Dropping columns with no values") == 1, output
         from casework.tasks.model_store import load_pipeline
 
         pipeline = load_pipeline("models:/empty_col@champion")
