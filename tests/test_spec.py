@@ -157,6 +157,31 @@ class TestSpecValidation:
         with pytest.raises(SpecError, match=r"u\.yaml \(line \d+\): not valid YAML"):
             load_spec(path)
 
+    def test_a_spec_that_is_not_utf8_names_the_line_and_byte(self, tmp_path):
+        path = tmp_path / "u.yaml"
+        path.write_bytes(b"name: returns\ndescription: caf\xe9\n")
+        with pytest.raises(SpecError) as raised:
+            load_spec(path)
+        assert str(raised.value) == (
+            f"{path} (line 2): not UTF-8 text (byte 0xe9); save the spec as UTF-8"
+        )
+
+    def test_a_nest_of_yaml_aliases_is_shown_cut_short(self, tmp_path):
+        # Nine levels of ten aliases each: a billion strings if written out in full
+        levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+        for level in range(1, 9):
+            above = f"*a{level - 1}"
+            levels.append(f"a{level}: &a{level} [{', '.join([above] * 10)}]")
+        path = tmp_path / "u.yaml"
+        path.write_text("\n".join([*levels, "name: *a8", ""]), encoding="utf-8")
+
+        with pytest.raises(SpecError) as raised:
+            load_spec(path)
+
+        message = str(raised.value)
+        assert "field 'name'" in message
+        assert len(message) < 400
+
     def test_missing_spec_file_is_named(self, tmp_path):
         with pytest.raises(SpecError, match=r"nothere\.yaml: use-case spec not found"):
             load_spec(tmp_path / "nothere.yaml")

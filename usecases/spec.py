@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import reprlib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -399,7 +400,7 @@ def load_spec(path: Path) -> UseCaseSpec:
     if not path.is_file():
         raise SpecError(f"{path}: use-case spec not found")
     try:
-        data = yaml.load(path.read_text(encoding="utf-8-sig"), Loader=_UniqueKeyLoader)
+        data = yaml.load(_spec_text(path), Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
@@ -411,6 +412,18 @@ def load_spec(path: Path) -> UseCaseSpec:
     return _validate(data, path)
 
 
+def _spec_text(path: Path) -> str:
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise SpecError(
+            f"{path} (line {line}): not UTF-8 text (byte {raw[exc.start]:#04x}); save "
+            "the spec as UTF-8"
+        ) from None
+
+
 def _validate(data: dict[str, Any], path: Path | None) -> UseCaseSpec:
     try:
         spec = UseCaseSpec.model_validate(data)
@@ -418,6 +431,11 @@ def _validate(data: dict[str, Any], path: Path | None) -> UseCaseSpec:
         raise SpecError(_describe(exc, path, data.get("name"))) from None
     spec._spec_path = path.resolve() if path else None
     return spec
+
+
+# A wrong value is shown cut short: it may be long, or a nest of YAML aliases.
+_SHORT_REPR = reprlib.Repr()
+_SHORT_REPR.maxlevel, _SHORT_REPR.maxlist, _SHORT_REPR.maxstring = 2, 4, 80
 
 
 def _describe(exc: ValidationError, path: Path | None, name: Any = None) -> str:
@@ -428,7 +446,9 @@ def _describe(exc: ValidationError, path: Path | None, name: Any = None) -> str:
     message = re.sub(r"^Value error, ", "", error["msg"])
     received = error.get("input")
     shown = (
-        "" if isinstance(received, dict) or received is None else f" (got {received!r})"
+        ""
+        if isinstance(received, dict) or received is None
+        else f" (got {_SHORT_REPR.repr(received)})"
     )
     more = len(exc.errors()) - 1
     tail = f"; and {more} more problem{'s' if more > 1 else ''}" if more else ""
