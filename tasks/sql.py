@@ -113,6 +113,12 @@ def create_engine(url: str) -> Engine:
             f"SQL URL {redact_url(url)!r} is not usable: {first_line(exc)}; "
             "expected e.g. postgresql+psycopg://user:${PGPASSWORD}@host:5432/db"
         ) from None
+    except ImportError as exc:
+        raise DataError(
+            f"SQL URL {redact_url(url)!r} needs the database driver {exc.name!r}, "
+            "which is not installed; install it into casework's environment (e.g. "
+            ".venv/bin/pip install pymysql for mysql+pymysql://)"
+        ) from None
     if engine.dialect.name == "sqlite" and engine.dialect.driver == "pysqlite":
         _transactional_sqlite(engine)
     return engine

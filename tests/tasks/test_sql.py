@@ -67,6 +67,18 @@ class TestUrls:
         described = sql.describe_sql("postgresql://u:hunter2@h/db", "t", schema="s")
         assert described == "postgresql://u:***@h/db table s.t"
 
+    def test_an_unknown_scheme_is_not_usable(self):
+        with pytest.raises(DataError, match=r"SQL URL 'nosuchdb://h/d' is not usable"):
+            sql.create_engine("nosuchdb://h/d")
+
+    def test_a_missing_driver_is_named_with_how_to_install_one(self):
+        with pytest.raises(DataError) as raised:
+            sql.create_engine("mssql+pymssql://scorer:secret@127.0.0.1/crm")
+        message = str(raised.value)
+        assert "needs the database driver 'pymssql', which is not installed" in message
+        assert "pip install" in message
+        assert "secret" not in message
+
 
 @pytest.mark.postgres
 class TestReading:
