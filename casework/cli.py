@@ -10,6 +10,7 @@ import atexit
 import contextlib
 import logging
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -636,6 +637,9 @@ def _print_all_summary(outcomes: list[dict[str, Any]]) -> None:
 # The code the process ends with; an error nobody caught leaves it at 1.
 _exit_code = 1
 
+# The SIGTERM or SIGHUP the command was stopped by, if any.
+_stopped_by: int | None = None
+
 
 def main() -> None:
     """Entry point of the ``casework`` console script."""
@@ -643,15 +647,35 @@ def main() -> None:
 
     # Registered first, so it runs after every exit handler Prefect and MLflow add.
     atexit.register(_exit_without_teardown)
+    _stop_on_termination()
     try:
         app()
     except SystemExit as exc:
+        # typer turns a Ctrl-C, and so a SIGTERM or SIGHUP, into exit code 130
         _exit_code = exc.code if isinstance(exc.code, int) else int(bool(exc.code))
+        if _stopped_by is not None:
+            errors.print(f"stopped by {signal.Signals(_stopped_by).name}")
+            _exit_code = 128 + _stopped_by
         raise
     except KeyboardInterrupt:
         errors.print("interrupted")
         _exit_code = 130
         sys.exit(130)
+
+
+def _stop_on_termination() -> None:
+    """Handle SIGTERM (``docker stop``, ``timeout``) and SIGHUP (a closed terminal)
+    as a Ctrl-C: the flow run and the MLflow run end as interrupted, and the exit
+    handlers stop the local API. By default they kill the process at once, leaving
+    the API running and the MLflow run open."""
+
+    def interrupt(signal_number: int, frame: Any) -> None:
+        global _stopped_by
+        _stopped_by = signal_number
+        raise KeyboardInterrupt
+
+    for signal_number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signal_number, interrupt)
 
 
 def _exit_without_teardown() -> None:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import logging
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -185,12 +187,20 @@ def start_local_api() -> LocalPrefectAPI | None:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_stopped_with_parent if sys.platform == "linux" else None,
         )
     api = LocalPrefectAPI(process, f"http://127.0.0.1:{port}/api", log_path, offset)
     atexit.register(api.stop)
     os.environ["PREFECT_API_URL"] = api.url
     logger.debug("Prefect's local API for this command: %s", api.url)
     return api
+
+
+def _stopped_with_parent() -> None:
+    """In the server's process, before it starts: Linux sends it SIGTERM when the
+    command's process dies, even by SIGKILL, which runs no exit handler."""
+    set_parent_death_signal = 1  # PR_SET_PDEATHSIG, <linux/prctl.h>
+    ctypes.CDLL(None, use_errno=True).prctl(set_parent_death_signal, signal.SIGTERM)
 
 
 def _server_log_path() -> Path:

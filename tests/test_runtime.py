@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import subprocess
+import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from casework.errors import TrackingError
 from casework.runtime import LocalPrefectAPI, _ConsoleFilter, start_local_api
 
-from .helpers import run_casework
+from .helpers import CASEWORK, run_casework
 
 
 @pytest.fixture
@@ -138,6 +142,62 @@ class TestCommandEnd:
 
         assert completed.returncode == 1
         assert completed.stderr.startswith("error:")
+
+
+class TestStoppedBySignal:
+    @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP], ids=str)
+    def test_a_signal_ends_the_run_like_ctrl_c_and_stops_its_api(self, tmp_path, stop):
+        command, output = _start_training(tmp_path)
+        _wait_until(lambda: "Beginning flow run" in output.read_text(), 240)
+
+        command.send_signal(stop)
+        command.wait(timeout=120)
+
+        lines = output.read_text().splitlines()
+        assert command.returncode == 128 + stop, lines[-20:]
+        assert lines[-1] == f"stopped by {signal.Signals(stop).name}"
+        assert not any("Traceback" in line for line in lines)
+        _wait_until(
+            lambda: _processes_with_prefect_home(tmp_path / "prefect") == [], 10
+        )
+
+    def test_the_api_stops_when_the_command_is_killed_outright(self, tmp_path):
+        command, _ = _start_training(tmp_path)
+        _wait_until(lambda: _processes_with_prefect_home(tmp_path / "prefect"), 240)
+
+        command.kill()
+        command.wait(timeout=60)
+
+        _wait_until(
+            lambda: _processes_with_prefect_home(tmp_path / "prefect") == [], 30
+        )
+
+
+def _start_training(home: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    """``casework run churn`` started in the background, its output going to a file."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PREFECT_", "MLFLOW_", "CASEWORK_"))
+    }
+    env.update(CASEWORK_HOME=str(home))
+    output = home / "output.txt"
+    with output.open("wb") as sink:
+        command = subprocess.Popen(
+            [CASEWORK, "run", "churn", "--candidates", "logistic_regression"],
+            env=env,
+            cwd=home,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    return command, output
+
+
+def _wait_until(condition: Any, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"not true after {seconds} s"
+        time.sleep(0.1)
 
 
 def _processes_with_prefect_home(home: Path) -> list[int]:
