@@ -637,7 +637,7 @@ def _print_all_summary(outcomes: list[dict[str, Any]]) -> None:
 # The code the process ends with; an error nobody caught leaves it at 1.
 _exit_code = 1
 
-# The SIGTERM or SIGHUP the command was stopped by, if any.
+# The signal (SIGINT, SIGTERM or SIGHUP) the command was stopped by, if any.
 _stopped_by: int | None = None
 
 
@@ -647,34 +647,45 @@ def main() -> None:
 
     # Registered first, so it runs after every exit handler Prefect and MLflow add.
     atexit.register(_exit_without_teardown)
-    _stop_on_termination()
+    _stop_on_signals()
     try:
         app()
     except SystemExit as exc:
         # typer turns a Ctrl-C, and so a SIGTERM or SIGHUP, into exit code 130
         _exit_code = exc.code if isinstance(exc.code, int) else int(bool(exc.code))
         if _stopped_by is not None:
-            errors.print(f"stopped by {signal.Signals(_stopped_by).name}")
-            _exit_code = 128 + _stopped_by
+            _exit_code = _report_stop(_stopped_by)
         raise
-    except KeyboardInterrupt:
+    except BaseException:
+        # An interrupt landing inside a library can come out as its own error (an
+        # import inside pydantic's serializer raises PydanticSerializationError)
+        if _stopped_by is None:
+            raise
+        _exit_code = _report_stop(_stopped_by)
+        sys.exit(_exit_code)
+
+
+def _report_stop(signal_number: int) -> int:
+    """Say what stopped the command; returns its exit code, 128 + the signal."""
+    if signal_number == signal.SIGINT:
         errors.print("interrupted")
-        _exit_code = 130
-        sys.exit(130)
+    else:
+        errors.print(f"stopped by {signal.Signals(signal_number).name}")
+    return 128 + signal_number
 
 
-def _stop_on_termination() -> None:
-    """Handle SIGTERM (``docker stop``, ``timeout``) and SIGHUP (a closed terminal)
-    as a Ctrl-C: the flow run and the MLflow run end as interrupted, and the exit
-    handlers stop the local API. By default they kill the process at once, leaving
-    the API running and the MLflow run open."""
+def _stop_on_signals() -> None:
+    """Handle Ctrl-C, SIGTERM (``docker stop``, ``timeout``) and SIGHUP (a closed
+    terminal) alike: the flow run and the MLflow run end as interrupted, and the exit
+    handlers stop the local API. By default SIGTERM and SIGHUP kill the process at
+    once, leaving the API running and the MLflow run open."""
 
     def interrupt(signal_number: int, frame: Any) -> None:
         global _stopped_by
         _stopped_by = signal_number
         raise KeyboardInterrupt
 
-    for signal_number in (signal.SIGTERM, signal.SIGHUP):
+    for signal_number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signal_number, interrupt)
 
 

@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -145,7 +146,9 @@ class TestCommandEnd:
 
 
 class TestStoppedBySignal:
-    @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP], ids=str)
+    @pytest.mark.parametrize(
+        "stop", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=str
+    )
     def test_a_signal_ends_the_run_like_ctrl_c_and_stops_its_api(self, tmp_path, stop):
         command, output = _start_training(tmp_path)
         _wait_until(lambda: "Beginning flow run" in output.read_text(), 240)
@@ -155,7 +158,8 @@ class TestStoppedBySignal:
 
         lines = output.read_text().splitlines()
         assert command.returncode == 128 + stop, lines[-20:]
-        assert lines[-1] == f"stopped by {signal.Signals(stop).name}"
+        said = "interrupted" if stop == signal.SIGINT else f"stopped by {stop.name}"
+        assert lines[-1] == said
         assert not any("Traceback" in line for line in lines)
         _wait_until(
             lambda: _processes_with_prefect_home(tmp_path / "prefect") == [], 10
@@ -171,6 +175,38 @@ class TestStoppedBySignal:
         _wait_until(
             lambda: _processes_with_prefect_home(tmp_path / "prefect") == [], 30
         )
+
+    def test_a_library_error_caused_by_the_stop_is_reported_as_the_stop(self, tmp_path):
+        probe = tmp_path / "probe.py"
+        probe.write_text(_STOP_INSIDE_A_LIBRARY)
+
+        completed = subprocess.run(
+            [sys.executable, str(probe)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+        assert completed.returncode == 143
+        assert completed.stderr == "stopped by SIGTERM\n"
+
+
+# A command whose library turns the KeyboardInterrupt of a SIGTERM into its own error.
+_STOP_INSIDE_A_LIBRARY = """
+import os, signal, time
+import casework.cli as cli
+
+def command():
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(10)
+    except KeyboardInterrupt:
+        raise ValueError("Error calling function `_ser_model`: KeyboardInterrupt")
+
+cli.app = command
+cli.main()
+"""
 
 
 def _start_training(home: Path) -> tuple[subprocess.Popen[bytes], Path]:
