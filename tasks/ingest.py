@@ -130,6 +130,8 @@ def _prepare(frame: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
 
 
 def _require_file(path: Path) -> None:
+    if path.is_dir():
+        raise DataError(f"{path}: source is a folder; expected a .csv or .parquet file")
     if not path.is_file():
         raise DataError(f"{path}: source file not found")
 

@@ -449,6 +449,8 @@ def _sync(path: Path) -> None:
 
 
 def _existing(path: Path | None) -> Path:
+    if path is not None and path.is_dir():
+        raise DataError(f"{path}: input is a folder; expected a .csv or .parquet file")
     if path is None or not path.is_file():
         raise DataError(f"{path}: input file not found")
     return path

@@ -117,6 +117,13 @@ class TestScoreArgumentsCheckedBeforePrefectStarts:
         assert "nope.csv: input file not found" in result.output
         assert not (tmp_path / "prefect").exists()
 
+    def test_an_input_folder_is_named_as_a_folder(self, tmp_path):
+        folder = tmp_path / "exports.csv"
+        folder.mkdir()
+        result = self._score(tmp_path, "-i", str(folder), "-o", "x.csv")
+        assert result.exit_code == 1
+        assert f"{folder}: input is a folder; expected a .csv" in result.output
+
     def test_unset_variable_in_a_sql_url_is_named(self, tmp_path, monkeypatch):
         monkeypatch.delenv("NOPE_VAR", raising=False)
         result = self._score(

@@ -19,6 +19,17 @@ def _spec(path) -> UseCaseSpec:
     )
 
 
+class TestSourcePath:
+    def test_a_folder_is_named_as_a_folder(self, tmp_path):
+        folder = tmp_path / "exports"
+        folder.mkdir()
+        with pytest.raises(DataError) as raised:
+            read_source(_spec(folder))
+        assert str(raised.value) == (
+            f"{folder}: source is a folder; expected a .csv or .parquet file"
+        )
+
+
 class TestCsvShape:
     def test_a_repeated_column_name_is_refused(self, tmp_path):
         path = tmp_path / "dup.csv"
