@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from casework.errors import CaseworkError, DataError
+from casework.errors import CaseworkError
 
 __all__ = ["app", "main"]
 
@@ -594,14 +594,15 @@ def _check_endpoints(spec: Any, *arguments: str) -> None:
         check_output_file,
         input_endpoint,
         output_endpoint,
+        require_input_file,
     )
     from casework.tasks.sql import expand_url
 
     input, input_table, input_query, output, output_table, mode = arguments
     source = input_endpoint(spec, input, input_table, input_query)
     sink = output_endpoint(spec, output, output_table, mode or None)
-    if source.path is not None and not source.path.is_file():
-        raise DataError(f"{source.path}: input file not found")
+    if source.path is not None:
+        require_input_file(source.path)
     if sink.path is not None:
         check_output_file(sink.path)
     for endpoint in (source, sink):

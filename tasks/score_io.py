@@ -43,6 +43,7 @@ __all__ = [
     "input_endpoint",
     "output_endpoint",
     "read_chunks",
+    "require_input_file",
     "write_chunks",
 ]
 
@@ -275,7 +276,7 @@ def _split_schema(table: str) -> tuple[str | None, str]:
 def _read_csv_chunks(
     endpoint: Endpoint, columns: list[str], text_columns: list[str], chunk_rows: int
 ) -> Iterator[pd.DataFrame]:
-    path = _existing(endpoint.path)
+    path = require_input_file(endpoint.path)
     header = _csv_header(path, endpoint.separator)
     _require(header, columns, str(path))
     wanted = set(columns)
@@ -319,7 +320,7 @@ def _read_parquet_chunks(
 ) -> Iterator[pd.DataFrame]:
     import pyarrow.parquet as pq
 
-    path = _existing(endpoint.path)
+    path = require_input_file(endpoint.path)
     try:
         parquet = pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises several unrelated types for bad files
@@ -448,7 +449,8 @@ def _sync(path: Path) -> None:
         os.fsync(handle.fileno())
 
 
-def _existing(path: Path | None) -> Path:
+def require_input_file(path: Path | None) -> Path:
+    """``path``, once it is known to be a file to read."""
     if path is not None and path.is_dir():
         raise DataError(f"{path}: input is a folder; expected a .csv or .parquet file")
     if path is None or not path.is_file():
