@@ -463,7 +463,7 @@ def models(
         if not rows:
             console.print(
                 f"No registered versions of {spec.model_name!r} yet: run "
-                f"'casework run {spec.name}'."
+                f"'casework run {usecase}'."
             )
             return
         metric = rows[0]["metric"]

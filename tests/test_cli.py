@@ -331,6 +331,25 @@ class TestReadOnlyCommandsCreateNoTrackingDatabase:
         assert not (tmp_path / "nowhere").exists()
 
 
+class TestModelsWithoutVersions:
+    def test_a_spec_given_by_path_is_suggested_by_path(self, tmp_path):
+        from mlflow import MlflowClient
+
+        database = tmp_path / "mlflow.db"
+        MlflowClient(f"sqlite:///{database}").search_registered_models()
+        spec = write_usecase(tmp_path, "returns", None)
+
+        completed = run_casework(
+            "models",
+            str(spec),
+            home=tmp_path,
+            MLFLOW_TRACKING_URI=f"sqlite:///{database}",
+        )
+
+        assert completed.returncode == 0, completed.stderr
+        assert f"run 'casework run {spec}'" in completed.stdout
+
+
 USE_INSTEAD = (
     "use a database such as sqlite:///path/to/mlflow.db (or postgresql://, mysql://, "
     "mssql://), or an MLflow server at http(s)://host:port"
