@@ -180,6 +180,12 @@ def run(
                     f"--candidates {candidates!r} names no candidate; give them "
                     "separated by commas, or leave the option out for the spec's list"
                 )
+            twice = sorted({name for name in names if names.count(name) > 1})
+            if twice:
+                raise CaseworkError(
+                    f"--candidates {candidates!r} names {', '.join(twice)} more than "
+                    "once; give each candidate once"
+                )
         spec = None
         if usecase is not None:
             spec = _checked_usecase(usecase, names)
@@ -410,10 +416,8 @@ def score(
             raise DataError(f"--mode {mode!r} is not known; expected append or replace")
         if alias and version:
             raise DataError("give --alias or --version, not both")
-        if version and not version.isdigit():
-            raise DataError(
-                f"--version {version!r}: expected a version number such as 3"
-            )
+        if version:
+            _check_version_number(version)
         if chunk_rows < 0:
             raise DataError(
                 f"--chunk-rows {chunk_rows}: expected a number of rows above 0 (or 0, "
@@ -500,12 +504,20 @@ def promote(
     with _reported():
         from casework.usecases import load_usecase
 
+        _check_version_number(version)
         spec = load_usecase(usecase)
         _prepare(check_tracking=True, require_registry=True)
         from casework.tasks.registry_view import set_champion
 
         set_champion(spec.model_name, version)
         console.print(f"models:/{spec.model_name}@champion is now version {version}")
+
+
+def _check_version_number(version: str) -> None:
+    if not version.isdigit() or int(version) == 0:
+        raise CaseworkError(
+            f"--version {version!r}: expected a version number such as 3"
+        )
 
 
 def _print_train_summary(summary: dict[str, Any]) -> None:

@@ -175,6 +175,31 @@ class TestScoreArgumentsCheckedBeforePrefectStarts:
         assert result.exit_code == 1
         assert "--version 'abc': expected a version number" in result.output
 
+    @pytest.mark.parametrize("version", ["-1", "0", "x"])
+    def test_promote_refuses_a_version_that_is_no_number(self, tmp_path, version):
+        result = CliRunner().invoke(
+            app,
+            ["promote", "churn", "--version", version],
+            env={"CASEWORK_HOME": str(tmp_path)},
+        )
+        assert result.exit_code == 1
+        assert result.output == (
+            f"error: --version {version!r}: expected a version number such as 3\n"
+        )
+
+    def test_a_candidate_given_twice_is_refused_before_anything_starts(self, tmp_path):
+        result = CliRunner().invoke(
+            app,
+            ["run", "churn", "--candidates", "mlp,logistic_regression,mlp"],
+            env={"CASEWORK_HOME": str(tmp_path)},
+        )
+        assert result.exit_code == 1
+        assert result.output == (
+            "error: --candidates 'mlp,logistic_regression,mlp' names mlp more than "
+            "once; give each candidate once\n"
+        )
+        assert not (tmp_path / "prefect").exists()
+
 
 # Runs the command line with start_local_api wrapped, to record whether Prefect was
 # imported before casework's local API was launched (Prefect reads its API URL once).
