@@ -16,6 +16,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
@@ -124,6 +125,19 @@ def create_engine(url: str) -> Engine:
     return engine
 
 
+def _engine_to_read(url: str) -> Engine:
+    """An engine for reading: a SQLite file must exist (connecting would create it)."""
+    engine = create_engine(url)
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if database and database != ":memory:" and not Path(database).is_file():
+        engine.dispose()
+        raise DataError(
+            f"SQL URL {redact_url(url)!r}: no SQLite database at {database}; "
+            "check the path (sqlite:///relative/path.db, sqlite:////absolute/path.db)"
+        )
+    return engine
+
+
 def _transactional_sqlite(engine: Engine) -> None:
     """Make Python's sqlite3 put DDL inside the transaction too (SQLAlchemy's recipe
     for pysqlite), so that a failed ``replace`` leaves no table behind."""
@@ -183,7 +197,7 @@ def sql_columns(url: str, table: str, schema: str | None = None) -> list[str]:
     Raises:
         DataError: the database cannot be reached or has no such table.
     """
-    engine = create_engine(url)
+    engine = _engine_to_read(url)
     where = describe_sql(url, table, schema=schema)
     try:
         inspector = _retrying(lambda: sa.inspect(engine), where)
@@ -215,7 +229,7 @@ def iter_sql_chunks(
     """
     where = describe_sql(url, table, query, schema)
     statement = _select(table, query, schema, columns)
-    engine = create_engine(url)
+    engine = _engine_to_read(url)
     try:
         connection, result = _retrying(lambda: _open(engine, statement), where)
         with connection:

@@ -190,3 +190,19 @@ class TestOtherDatabases:
             )
         assert len(next(sql.iter_sql_chunks(sqlite_url, table="scores"))) == 3
         assert sa.inspect(sa.create_engine(sqlite_url)).get_table_names() == ["scores"]
+
+    def test_reading_a_missing_sqlite_file_is_refused_and_creates_nothing(
+        self, tmp_path
+    ):
+        missing = tmp_path / "nosuch.db"
+        url = f"sqlite:///{missing}"
+
+        with pytest.raises(DataError) as raised:
+            sql.sql_columns(url, "customers")
+        with pytest.raises(DataError):
+            next(sql.iter_sql_chunks(url, table="customers"))
+
+        assert str(raised.value).startswith(
+            f"SQL URL '{url}': no SQLite database at {missing}; check the path"
+        )
+        assert not missing.exists()
