@@ -20,10 +20,16 @@ __all__ = ["first_non_utf8", "require_plain_rows", "require_unique_names"]
 logger = logging.getLogger(__name__)
 
 
-def require_plain_rows(frame: pd.DataFrame, where: object, n_fields: int) -> None:
+def require_plain_rows(
+    frame: pd.DataFrame, where: object, n_fields: int, first_row: int = 0
+) -> None:
     """Refuse rows longer than the header: pandas turns their extra leading fields
-    into an index instead of failing."""
-    if not isinstance(frame.index, pd.RangeIndex):
+    into an index instead of failing. ``first_row`` is the number of the frame's
+    first row in the file (a chunk's offset); leading fields 1, 2, 3 make a range
+    index too, but one that starts elsewhere."""
+    index = frame.index
+    numbered = isinstance(index, pd.RangeIndex) and index.step == 1
+    if not numbered or (len(index) and index.start != first_row):
         raise DataError(
             f"{where}: rows have more fields than the {n_fields} of the header; "
             "check the separator and the quoting"

@@ -279,18 +279,24 @@ def _read_csv_chunks(
     path = require_input_file(endpoint.path)
     header = _csv_header(path, endpoint.separator)
     _require(header, columns, str(path))
+    # Every column is read, as training reads them: with ``usecols`` pandas drops a
+    # row's extra fields silently. Columns the model does not use stay text, unparsed.
     wanted = set(columns)
+    numeric = wanted - set(text_columns)
     options: dict[str, Any] = {
         "sep": endpoint.separator,
         "encoding": "utf-8-sig",
-        "usecols": lambda name: name.strip() in wanted,
-        "dtype": {raw: "str" for raw in header if raw.strip() in set(text_columns)},
+        "dtype": {raw: "str" for raw in header if raw.strip() not in numeric},
         "chunksize": chunk_rows,
     }
+    kept = [raw for raw in header if raw.strip() in wanted]
     try:
         with pd.read_csv(path, **options) as reader:
+            first_row = 0
             for chunk in reader:
-                require_plain_rows(chunk, path, len(header))
+                require_plain_rows(chunk, path, len(header), first_row)
+                first_row += len(chunk)
+                chunk = chunk[kept]
                 chunk.columns = [str(c).strip() for c in chunk.columns]
                 yield chunk
     except UnicodeDecodeError:

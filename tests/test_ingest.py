@@ -56,6 +56,15 @@ class TestCsvShape:
         ):
             read_source(_spec(path))
 
+    def test_longer_rows_starting_1_2_3_are_refused_too(self, tmp_path):
+        # Their leading fields make a range index, as plain rows have, from 1
+        path = tmp_path / "numbered.csv"
+        path.write_text("a,b,y\n1,5,6,0\n2,7,8,1\n3,9,9,0\n")
+        with pytest.raises(
+            DataError, match=r"numbered.csv: rows have more fields than the 3"
+        ):
+            read_source(_spec(path))
+
     def test_a_byte_order_mark_does_not_reach_the_first_column_name(self, tmp_path):
         path = tmp_path / "bom.csv"
         path.write_bytes("\ufeffa,y\n1,0\n".encode())

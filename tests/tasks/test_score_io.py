@@ -72,6 +72,22 @@ class TestReading:
         assert list(chunks[0].columns) == ["id", "x"]
         assert chunks[0]["id"].tolist() == ["007", "008"]
 
+    def test_rows_longer_than_the_header_are_refused_as_in_training(self, tmp_path):
+        path = tmp_path / "rows.csv"
+        path.write_text("id,x,unused\n1,2,a\n2,3,b,c,d\n")
+        with pytest.raises(DataError) as raised:
+            list(read_chunks(Endpoint("csv", path=path), ["x", "id"], ["id"], 10))
+        assert str(raised.value) == (
+            f"{path}: not a readable CSV file: Error tokenizing data. C error: "
+            "Expected 3 fields in line 3, saw 5"
+        )
+
+    def test_rows_one_field_longer_than_the_header_are_refused(self, tmp_path):
+        path = tmp_path / "rows.csv"
+        path.write_text("id,x,unused\n1,2,a,z\n2,3,b,y\n")
+        with pytest.raises(DataError, match="rows have more fields than the 3 of"):
+            list(read_chunks(Endpoint("csv", path=path), ["x", "id"], ["id"], 10))
+
     def test_a_missing_column_fails_before_any_row_is_read(self, tmp_path):
         path = tmp_path / "rows.csv"
         path.write_text("id,x\n1,2\n")
