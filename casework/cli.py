@@ -225,10 +225,11 @@ def _started(flow: Any, task_runner: Any, local_api: Any) -> Iterator[Any]:
         flow = flow.with_options(task_runner=task_runner)
     if local_api is not None:
         local_api.wait_until_ready()
-    open_store_early()
+    opening = open_store_early()
     settings = local_api.flow_settings() if local_api else contextlib.nullcontext()
     with settings, _short_lock_switches():
         yield flow
+    opening.join()  # long done after a real flow; a flow that never connected waits
 
 
 @contextlib.contextmanager
