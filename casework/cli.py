@@ -607,6 +607,7 @@ def _check_endpoints(spec: Any, *arguments: str) -> None:
         check_output_file,
         input_endpoint,
         output_endpoint,
+        require_apart,
         require_input_file,
     )
     from casework.tasks.sql import expand_url
@@ -618,6 +619,7 @@ def _check_endpoints(spec: Any, *arguments: str) -> None:
         require_input_file(source.path)
     if sink.path is not None:
         check_output_file(sink.path)
+    require_apart(source, sink)
     for endpoint in (source, sink):
         if endpoint.url:
             expand_url(endpoint.url)

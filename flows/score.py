@@ -35,6 +35,7 @@ from casework.tasks.score_io import (
     input_endpoint,
     output_endpoint,
     read_chunks,
+    require_apart,
     write_chunks,
 )
 from casework.usecases import load_usecase
@@ -112,11 +113,7 @@ def score(
     spec = load_usecase(usecase)
     source = input_endpoint(spec, input, input_table, input_query)
     sink = output_endpoint(spec, output, output_table, mode)
-    if source.path is not None and source.path == sink.path:
-        raise DataError(
-            f"{sink.path}: the output would replace the input being read; "
-            "write the scores to another file"
-        )
+    require_apart(source, sink)
     rows_per_chunk = chunk_rows or spec.scoring.chunk_rows
     experiment_id = track.connect(spec.name)
 

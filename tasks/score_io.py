@@ -43,6 +43,7 @@ __all__ = [
     "input_endpoint",
     "output_endpoint",
     "read_chunks",
+    "require_apart",
     "require_input_file",
     "write_chunks",
 ]
@@ -453,6 +454,28 @@ def _sync(path: Path) -> None:
     handle: IO[bytes]
     with path.open("rb+") as handle:
         os.fsync(handle.fileno())
+
+
+def require_apart(source: Endpoint, sink: Endpoint) -> None:
+    """Refuse an output that is the input being read: the scores would replace the
+    rows. A query that reads the output table cannot be told apart, and is allowed."""
+    if source.path is not None and sink.path is not None:
+        if source.path.resolve() == sink.path.resolve():
+            raise DataError(
+                f"{sink.path}: the output would replace the input being read; "
+                "write the scores to another file"
+            )
+    same_table = (
+        source.kind == sink.kind == "sql"
+        and source.table is not None
+        and (source.url, source.schema, source.table)
+        == (sink.url, sink.schema, sink.table)
+    )
+    if same_table:
+        raise DataError(
+            f"{sink.describe()}: the output is the table being read; write the scores "
+            "to another table"
+        )
 
 
 def require_input_file(path: Path | None) -> Path:

@@ -124,6 +124,19 @@ class TestScoreArgumentsCheckedBeforePrefectStarts:
         assert result.exit_code == 1
         assert f"{folder}: input is a folder; expected a .csv" in result.output
 
+    def test_scoring_a_table_into_itself_is_refused(self, tmp_path):
+        url = f"sqlite:///{tmp_path / 'crm.db'}"
+        same = ["-i", url, "--input-table", "customers", "-o", url]
+
+        result = self._score(tmp_path, *same, "--output-table", "customers")
+
+        assert result.exit_code == 1
+        assert result.output == (
+            f"error: {url} table customers: the output is the table being read; "
+            "write the scores to another table\n"
+        )
+        assert not (tmp_path / "crm.db").exists()
+
     def test_unset_variable_in_a_sql_url_is_named(self, tmp_path, monkeypatch):
         monkeypatch.delenv("NOPE_VAR", raising=False)
         result = self._score(
