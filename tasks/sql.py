@@ -231,7 +231,8 @@ def iter_sql_chunks(
     statement = _select(table, query, schema, columns)
     engine = _engine_to_read(url)
     try:
-        connection, result = _retrying(lambda: _open(engine, statement), where)
+        connection = _retrying(engine.connect, where)
+        result = _execute(connection, statement, where)
         with connection:
             names = list(result.keys())
             n_chunks = 0
@@ -406,11 +407,14 @@ def _select(
     return sa.select(*chosen).select_from(sa.table(table, schema=schema))
 
 
-def _open(engine: Engine, statement: Any) -> tuple[Connection, Any]:
-    connection = engine.connect()
+def _execute(connection: Connection, statement: Any, where: str) -> Any:
+    """The statement's rows, streamed; a failure here is the statement's, not the
+    connection's, so it is not retried."""
     try:
-        streaming = connection.execution_options(stream_results=True)
-        return connection, streaming.execute(statement)
+        return connection.execution_options(stream_results=True).execute(statement)
+    except sa.exc.DBAPIError as exc:
+        connection.close()
+        raise DataError(f"{where}: {_safe(exc)}") from None
     except BaseException:
         connection.close()
         raise

@@ -206,3 +206,15 @@ class TestOtherDatabases:
             f"SQL URL '{url}': no SQLite database at {missing}; check the path"
         )
         assert not missing.exists()
+
+    def test_a_query_the_database_rejects_is_reported_once_not_retried(
+        self, sqlite_url, caplog
+    ):
+        sql.write_table([_frame(3)], sqlite_url, "scores")
+
+        with pytest.raises(DataError) as raised:
+            next(sql.iter_sql_chunks(sqlite_url, query="SELEC id FROM scores"))
+
+        assert 'near "SELEC": syntax error' in str(raised.value)
+        assert "cannot connect" not in str(raised.value)
+        assert "retrying" not in caplog.text
