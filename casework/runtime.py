@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from casework.errors import TrackingError, first_line
-from casework.settings import DATABASE_SCHEMES
+from casework.settings import DATABASE_SCHEMES, missing_sqlite_file
 from casework.tasks.redact import redact_url
 
 __all__ = [
@@ -302,10 +302,8 @@ def check_tracking_store(
 def _require_sqlite_file(uri: str) -> None:
     """Refuse a SQLite tracking database that does not exist, instead of letting
     MLflow create it, and its folders, for a command that only reads."""
-    from sqlalchemy.engine import make_url
-
-    database = make_url(uri).database
-    if database and database != ":memory:" and not Path(database).is_file():
+    database = missing_sqlite_file(uri)
+    if database:
         raise TrackingError(
             f"no MLflow tracking database exists at {database}, so nothing is "
             "registered there: train a use case first ('casework run <usecase>'), or "

@@ -87,6 +87,20 @@ def _refuse_unusable_store(uri: str) -> None:
     )
 
 
+def missing_sqlite_file(url: str) -> str | None:
+    """The file a ``sqlite://`` URL names when it does not exist; None for other
+    URLs, in-memory databases and files that are there. Connecting would create it:
+    a command that only reads should refuse it instead."""
+    if not url.startswith("sqlite"):
+        return None
+    from sqlalchemy.engine import make_url
+
+    database = make_url(url).database
+    if database and database != ":memory:" and not Path(database).is_file():
+        return database
+    return None
+
+
 def is_local_tracking() -> bool:
     """True when MLflow tracks to a file on this machine rather than a server."""
     return tracking_uri().startswith("sqlite:")

@@ -16,7 +16,6 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
@@ -31,6 +30,7 @@ from sqlalchemy.exc import (
 )
 
 from casework.errors import DataError, first_line
+from casework.settings import missing_sqlite_file
 from casework.tasks.redact import redact_url
 from casework.usecases.spec import SqlSource
 
@@ -127,15 +127,13 @@ def create_engine(url: str) -> Engine:
 
 def _engine_to_read(url: str) -> Engine:
     """An engine for reading: a SQLite file must exist (connecting would create it)."""
-    engine = create_engine(url)
-    database = engine.url.database if engine.dialect.name == "sqlite" else None
-    if database and database != ":memory:" and not Path(database).is_file():
-        engine.dispose()
+    database = missing_sqlite_file(expand_url(url))
+    if database:
         raise DataError(
             f"SQL URL {redact_url(url)!r}: no SQLite database at {database}; "
             "check the path (sqlite:///relative/path.db, sqlite:////absolute/path.db)"
         )
-    return engine
+    return create_engine(url)
 
 
 def _transactional_sqlite(engine: Engine) -> None:
