@@ -603,12 +603,12 @@ def _check_endpoints(spec: Any, *arguments: str) -> None:
     """Inputs and outputs that cannot work fail here, before Prefect starts: an input
     file that is not there, a ``${VAR}`` that is not set, a suffix casework cannot
     write, an output that is a folder or in a folder that does not exist."""
+    from casework.tasks.frames import require_file
     from casework.tasks.score_io import (
         check_output_file,
         input_endpoint,
         output_endpoint,
         require_apart,
-        require_input_file,
     )
     from casework.tasks.sql import expand_url
 
@@ -616,7 +616,7 @@ def _check_endpoints(spec: Any, *arguments: str) -> None:
     source = input_endpoint(spec, input, input_table, input_query)
     sink = output_endpoint(spec, output, output_table, mode or None)
     if source.path is not None:
-        require_input_file(source.path)
+        require_file(source.path, "input")
     if sink.path is not None:
         check_output_file(sink.path)
     require_apart(source, sink)

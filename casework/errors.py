@@ -16,6 +16,7 @@ __all__ = [
     "TrackingError",
     "UseCaseNotFoundError",
     "first_line",
+    "utf8_break",
 ]
 
 
@@ -56,3 +57,13 @@ def first_line(exc: BaseException, limit: int = 300) -> str:
     its type's name when it has none: third-party errors shown in one line."""
     text = str(exc).strip()
     return text.splitlines()[0][:limit] if text else type(exc).__name__
+
+
+def utf8_break(data: bytes) -> tuple[int, int] | None:
+    """Where ``data`` stops being UTF-8 text: the line (from 1) and the byte found
+    there; None when it is UTF-8 throughout (a byte order mark allowed)."""
+    try:
+        data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return data.count(b"\n", 0, exc.start) + 1, data[exc.start]
+    return None

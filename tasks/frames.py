@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from casework.errors import DataError
+from casework.errors import DataError, utf8_break
 
-__all__ = ["first_non_utf8", "require_plain_rows", "require_unique_names"]
+__all__ = ["not_utf8", "require_file", "require_plain_rows", "require_unique_names"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,12 +44,23 @@ def require_unique_names(names: list[str], where: object) -> None:
         raise DataError(f"{where}: column names appear twice in the header: {repeated}")
 
 
-def first_non_utf8(path: Path) -> str:
-    """Where a file stops being UTF-8: pandas' error counts from its read buffer."""
-    data = path.read_bytes()
-    try:
-        data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        return f"line {line} is not UTF-8 text (byte {data[exc.start]:#04x})"
-    return "not UTF-8 text"
+def not_utf8(path: Path) -> DataError:
+    """The error for a file pandas could not decode, naming the line: pandas' own
+    error counts bytes from its read buffer."""
+    found = utf8_break(path.read_bytes())
+    if found is None:
+        return DataError(f"{path}: not UTF-8 text; save it as UTF-8")
+    line, byte = found
+    return DataError(
+        f"{path}: line {line} is not UTF-8 text (byte {byte:#04x}); save it as UTF-8"
+    )
+
+
+def require_file(path: Path | None, what: str) -> Path:
+    """``path``, once it is known to be a file to read; ``what`` names it in the
+    error (``source``, ``input``)."""
+    if path is not None and path.is_dir():
+        raise DataError(f"{path}: {what} is a folder; expected a .csv or .parquet file")
+    if path is None or not path.is_file():
+        raise DataError(f"{path}: {what} file not found")
+    return path

@@ -13,7 +13,8 @@ from prefect.cache_policies import NO_CACHE
 
 from casework.errors import DataError, first_line
 from casework.tasks.frames import (
-    first_non_utf8,
+    not_utf8,
+    require_file,
     require_plain_rows,
     require_unique_names,
 )
@@ -79,7 +80,7 @@ def fingerprint(frame: pd.DataFrame) -> str:
 
 
 def _read_csv(path: Path, separator: str) -> pd.DataFrame:
-    _require_file(path)
+    require_file(path, "source")
     try:
         # utf-8-sig drops a byte-order mark before the first header, if there is one.
         frame = pd.read_csv(path, sep=separator, encoding="utf-8-sig", low_memory=False)
@@ -88,7 +89,7 @@ def _read_csv(path: Path, separator: str) -> pd.DataFrame:
             f"{path}: the file is empty; expected a header row and data rows"
         ) from None
     except UnicodeDecodeError:
-        raise DataError(f"{path}: {first_non_utf8(path)}; save it as UTF-8") from None
+        raise not_utf8(path) from None
     except pd.errors.ParserError as exc:
         raise DataError(f"{path}: not a readable CSV file: {first_line(exc)}") from None
     require_plain_rows(frame, path, frame.shape[1])
@@ -105,7 +106,7 @@ def _require_unique_header(path: Path, separator: str) -> None:
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
-    _require_file(path)
+    require_file(path, "source")
     try:
         frame = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several unrelated types for bad files
@@ -127,13 +128,6 @@ def _prepare(frame: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
     return call_for_frame(
         hook, frame, who=f"hook {spec.hooks.prepare!r}", on=" on the raw rows"
     )
-
-
-def _require_file(path: Path) -> None:
-    if path.is_dir():
-        raise DataError(f"{path}: source is a folder; expected a .csv or .parquet file")
-    if not path.is_file():
-        raise DataError(f"{path}: source file not found")
 
 
 def _checked(frame: pd.DataFrame, where: object) -> pd.DataFrame:

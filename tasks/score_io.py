@@ -24,7 +24,8 @@ import pandas as pd
 
 from casework.errors import DataError, first_line
 from casework.tasks.frames import (
-    first_non_utf8,
+    not_utf8,
+    require_file,
     require_plain_rows,
     require_unique_names,
 )
@@ -44,7 +45,6 @@ __all__ = [
     "output_endpoint",
     "read_chunks",
     "require_apart",
-    "require_input_file",
     "write_chunks",
 ]
 
@@ -277,7 +277,7 @@ def _split_schema(table: str) -> tuple[str | None, str]:
 def _read_csv_chunks(
     endpoint: Endpoint, columns: list[str], text_columns: list[str], chunk_rows: int
 ) -> Iterator[pd.DataFrame]:
-    path = require_input_file(endpoint.path)
+    path = require_file(endpoint.path, "input")
     header = _csv_header(path, endpoint.separator)
     _require(header, columns, str(path))
     # Every column is read, as training reads them: with ``usecols`` pandas drops a
@@ -301,7 +301,7 @@ def _read_csv_chunks(
                 chunk.columns = [str(c).strip() for c in chunk.columns]
                 yield chunk
     except UnicodeDecodeError:
-        raise DataError(f"{path}: {first_non_utf8(path)}; save it as UTF-8") from None
+        raise not_utf8(path) from None
     except pd.errors.ParserError as exc:
         raise DataError(f"{path}: not a readable CSV file: {first_line(exc)}") from None
 
@@ -312,7 +312,7 @@ def _csv_header(path: Path, separator: str) -> list[str]:
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty; expected a header row") from None
     except UnicodeDecodeError:
-        raise DataError(f"{path}: {first_non_utf8(path)}; save it as UTF-8") from None
+        raise not_utf8(path) from None
     except pd.errors.ParserError as exc:
         raise DataError(f"{path}: not a readable CSV file: {first_line(exc)}") from None
     first_row = pd.read_csv(
@@ -327,7 +327,7 @@ def _read_parquet_chunks(
 ) -> Iterator[pd.DataFrame]:
     import pyarrow.parquet as pq
 
-    path = require_input_file(endpoint.path)
+    path = require_file(endpoint.path, "input")
     try:
         parquet = pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises several unrelated types for bad files
@@ -459,12 +459,16 @@ def _sync(path: Path) -> None:
 def require_apart(source: Endpoint, sink: Endpoint) -> None:
     """Refuse an output that is the input being read: the scores would replace the
     rows. A query that reads the output table cannot be told apart, and is allowed."""
-    if source.path is not None and sink.path is not None:
-        if source.path.resolve() == sink.path.resolve():
-            raise DataError(
-                f"{sink.path}: the output would replace the input being read; "
-                "write the scores to another file"
-            )
+    same_file = (
+        source.path is not None
+        and sink.path is not None
+        and source.path.resolve() == sink.path.resolve()
+    )
+    if same_file:
+        raise DataError(
+            f"{sink.path}: the output would replace the input being read; "
+            "write the scores to another file"
+        )
     same_table = (
         source.kind == sink.kind == "sql"
         and source.table is not None
@@ -476,12 +480,3 @@ def require_apart(source: Endpoint, sink: Endpoint) -> None:
             f"{sink.describe()}: the output is the table being read; write the scores "
             "to another table"
         )
-
-
-def require_input_file(path: Path | None) -> Path:
-    """``path``, once it is known to be a file to read."""
-    if path is not None and path.is_dir():
-        raise DataError(f"{path}: input is a folder; expected a .csv or .parquet file")
-    if path is None or not path.is_file():
-        raise DataError(f"{path}: input file not found")
-    return path

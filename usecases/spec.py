@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from casework.errors import SpecError, first_line
+from casework.errors import SpecError, first_line, utf8_break
 
 __all__ = [
     "CsvSource",
@@ -414,14 +414,14 @@ def load_spec(path: Path) -> UseCaseSpec:
 
 def _spec_text(path: Path) -> str:
     raw = path.read_bytes()
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
+    found = utf8_break(raw)
+    if found:
+        line, byte = found
         raise SpecError(
-            f"{path} (line {line}): not UTF-8 text (byte {raw[exc.start]:#04x}); save "
-            "the spec as UTF-8"
-        ) from None
+            f"{path} (line {line}): not UTF-8 text (byte {byte:#04x}); save the spec "
+            "as UTF-8"
+        )
+    return raw.decode("utf-8-sig")
 
 
 def _validate(data: dict[str, Any], path: Path | None) -> UseCaseSpec:
