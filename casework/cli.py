@@ -566,7 +566,7 @@ def _print_train_summary(summary: dict[str, Any]) -> None:
 
 
 def _print_score_summary(summary: dict[str, Any]) -> None:
-    from casework.flows.score import decision_rule, row_count
+    from casework.flows.score import decision_rule, row_count, written_as
 
     console.print(
         f"scored [bold]{row_count(summary['rows'])}[/] with "
@@ -575,10 +575,10 @@ def _print_score_summary(summary: dict[str, Any]) -> None:
         f"({summary['rows_per_second']:,.0f} rows/s)"
     )
     console.print(f"input:  {summary['input']}", highlight=False)
-    written = {"create": "new file", "replace": "replaced"}.get(
-        summary["mode"], summary["mode"]
+    console.print(
+        f"output: {summary['output']} ({written_as(summary['mode'])})",
+        highlight=False,
     )
-    console.print(f"output: {summary['output']} ({written})", highlight=False)
     labels = ", ".join(f"{k}: {v:,}" for k, v in summary["labels"].items())
     console.print(f"labels: {labels}")
     for key, text in (

@@ -131,8 +131,10 @@ def score(
         run_name=f"score-{spec.name}",
         tags={"casework.kind": "score"},
     ) as run:
-        track.log_params(_run_params(spec, model, source, sink, rows_per_chunk))
-        summary = score_rows(model, source, sink, spec.id_columns, rows_per_chunk)
+        # Before any row is written: whether the output file exists yet
+        mode = write_mode(sink)
+        track.log_params(_run_params(spec, model, source, sink, mode, rows_per_chunk))
+        summary = score_rows(model, source, sink, spec.id_columns, rows_per_chunk, mode)
         summary.usecase, summary.run_id = spec.name, run.info.run_id
         track.log_metrics(_run_metrics(summary))
         track.log_dict(summary.as_dict(), "score_summary.json")
@@ -155,8 +157,10 @@ def score_rows(
     sink: Endpoint,
     id_columns: list[str],
     chunk_rows: int,
+    mode: str,
 ) -> ScoreSummary:
-    """Read, score and write chunk by chunk; the output changes only on success."""
+    """Read, score and write chunk by chunk; the output changes only on success.
+    ``mode`` is how the output is written, as :func:`write_mode` says."""
     started = time.perf_counter()
     scored_at = pd.Timestamp.now(tz="UTC")
     stats = ScoreStats()
@@ -166,7 +170,6 @@ def score_rows(
         *[c for c in model.input_columns if c not in model.numeric_columns],
     ]
     chunks = read_chunks(source, columns, text_columns, chunk_rows)
-    mode = write_mode(sink)
 
     def scored() -> Iterator[pd.DataFrame]:
         for chunk in chunks:
@@ -239,6 +242,7 @@ def _run_params(
     model: ScoringModel,
     source: Endpoint,
     sink: Endpoint,
+    mode: str,
     chunk_rows: int,
 ) -> dict[str, Any]:
     return {
@@ -248,7 +252,7 @@ def _run_params(
         "threshold": model.threshold if model.is_binary else None,
         "input": source.describe(),
         "output": sink.describe(),
-        "mode": write_mode(sink),
+        "mode": mode,
         "chunk_rows": chunk_rows,
     }
 
@@ -278,6 +282,11 @@ def decision_rule(threshold: float | None) -> str:
     return f"threshold {threshold:.4f}"
 
 
+def written_as(mode: str) -> str:
+    """A write mode as the summary says it: ``new file``, ``replaced``, ``append``."""
+    return {"create": "new file", "replace": "replaced"}.get(mode, mode)
+
+
 def row_count(rows: int) -> str:
     """``1 row``, ``7,043 rows``."""
     return f"{rows:,} row" if rows == 1 else f"{rows:,} rows"
@@ -292,7 +301,7 @@ def _publish_artifact(summary: ScoreSummary) -> None:
         f"{summary.rows_per_second:,.0f} rows/s.",
         "",
         f"- input: `{summary.input}`",
-        f"- output: `{summary.output}` ({summary.mode})",
+        f"- output: `{summary.output}` ({written_as(summary.mode)})",
         "- labels: "
         + ", ".join(f"{label}: {n:,}" for label, n in summary.labels.items()),
         "- categories never seen in training: "
