@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -82,3 +84,11 @@ def run_casework(
         timeout=timeout,
         check=False,
     )
+
+
+def wait_until(condition: Callable[[], Any], seconds: float) -> None:
+    """Poll ``condition`` until it is true; fail the test after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"not true after {seconds} s"
+        time.sleep(0.1)

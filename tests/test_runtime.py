@@ -7,17 +7,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from casework.errors import TrackingError
 from casework.runtime import LocalPrefectAPI, _ConsoleFilter, start_local_api
 
-from .helpers import CASEWORK, run_casework
+from .helpers import CASEWORK, run_casework, wait_until
 
 
 @pytest.fixture
@@ -151,7 +149,7 @@ class TestStoppedBySignal:
     )
     def test_a_signal_ends_the_run_like_ctrl_c_and_stops_its_api(self, tmp_path, stop):
         command, output = _start_training(tmp_path)
-        _wait_until(lambda: "Beginning flow run" in output.read_text(), 240)
+        wait_until(lambda: "Beginning flow run" in output.read_text(), 240)
 
         command.send_signal(stop)
         command.wait(timeout=120)
@@ -161,20 +159,16 @@ class TestStoppedBySignal:
         said = "interrupted" if stop == signal.SIGINT else f"stopped by {stop.name}"
         assert lines[-1] == said
         assert not any("Traceback" in line for line in lines)
-        _wait_until(
-            lambda: _processes_with_prefect_home(tmp_path / "prefect") == [], 10
-        )
+        wait_until(lambda: _processes_with_prefect_home(tmp_path / "prefect") == [], 10)
 
     def test_the_api_stops_when_the_command_is_killed_outright(self, tmp_path):
         command, _ = _start_training(tmp_path)
-        _wait_until(lambda: _processes_with_prefect_home(tmp_path / "prefect"), 240)
+        wait_until(lambda: _processes_with_prefect_home(tmp_path / "prefect"), 240)
 
         command.kill()
         command.wait(timeout=60)
 
-        _wait_until(
-            lambda: _processes_with_prefect_home(tmp_path / "prefect") == [], 30
-        )
+        wait_until(lambda: _processes_with_prefect_home(tmp_path / "prefect") == [], 30)
 
     def test_a_library_error_caused_by_the_stop_is_reported_as_the_stop(self, tmp_path):
         probe = tmp_path / "probe.py"
@@ -227,13 +221,6 @@ def _start_training(home: Path) -> tuple[subprocess.Popen[bytes], Path]:
             stderr=subprocess.STDOUT,
         )
     return command, output
-
-
-def _wait_until(condition: Any, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"not true after {seconds} s"
-        time.sleep(0.1)
 
 
 def _processes_with_prefect_home(home: Path) -> list[int]:

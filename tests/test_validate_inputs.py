@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from casework.errors import DataError
-from casework.tasks.split import split
+from casework.tasks.split import Split, split
 from casework.tasks.validate import validate
 from casework.usecases.spec import UseCaseSpec
 
@@ -64,38 +64,31 @@ class TestTimeSplitColumn:
     def test_missing_times_are_an_error_naming_the_column(self):
         frame = _frame()
         frame.loc[4, "when"] = np.nan
-        spec = _spec(split={"strategy": "time", "column": "when"})
-        data = validate.fn(frame, spec)
         with pytest.raises(DataError, match=r"'when' has 1 missing values"):
-            split.fn(data, spec.split)
+            _split_on_when(frame)
 
     def test_unparsable_times_are_an_error_showing_one(self):
         frame = _frame()
         frame["when"] = pd.date_range("2024-01-01", periods=60).astype(str)
         frame.loc[7, "when"] = "last tuesday"
-        spec = _spec(split={"strategy": "time", "column": "when"})
-        data = validate.fn(frame, spec)
         with pytest.raises(
             DataError, match=r"'when'.*neither numbers nor dates.*last tuesday"
         ):
-            split.fn(data, spec.split)
+            _split_on_when(frame)
 
     def test_numbers_and_dates_mixed_are_an_error_saying_so(self):
         frame = _frame()
         frame["when"] = pd.date_range("2024-01-01", periods=60).astype(str)
         frame.loc[7, "when"] = "0"
-        spec = _spec(split={"strategy": "time", "column": "when"})
-        data = validate.fn(frame, spec)
         with pytest.raises(
             DataError, match=r"'when' mixes numbers \(1 values, e.g. '0'"
         ):
-            split.fn(data, spec.split)
+            _split_on_when(frame)
 
     def test_numbers_stored_as_text_order_the_rows(self):
         frame = _frame()
         frame["when"] = [str(60 - i) for i in range(60)]
-        spec = _spec(split={"strategy": "time", "column": "when"})
-        parts = split.fn(validate.fn(frame, spec), spec.split)
+        parts = _split_on_when(frame)
         assert set(parts.test) == set(range(len(parts.test)))
 
     def test_a_time_column_the_data_lacks_is_an_error_before_splitting(self):
@@ -136,3 +129,9 @@ class TestCostColumn:
         assert data.report.duplicates_removed == 2
         assert data.false_negative_costs is not None
         np.testing.assert_allclose(data.false_negative_costs, data.X["Amount"])
+
+
+def _split_on_when(frame: pd.DataFrame) -> Split:
+    """``frame`` validated and split by time on its ``when`` column."""
+    spec = _spec(split={"strategy": "time", "column": "when"})
+    return split.fn(validate.fn(frame, spec), spec.split)

@@ -6,12 +6,12 @@ import json
 import math
 import subprocess
 import sys
-import time
 import uuid
-from typing import Any
 
 import psycopg
 import pytest
+
+from tests.helpers import wait_until
 
 from . import servers
 
@@ -211,7 +211,7 @@ class TestCleanUp:
         server = servers.launch_mlflow_server(database_url, tmp_path)
         try:
             # On a loaded machine the server may take longer than the 5 s to log it
-            _wait_until(lambda: missing in server.log_tail(), seconds=120)
+            wait_until(lambda: missing in server.log_tail(), seconds=120)
             with pytest.raises(
                 servers.ServerStartError, match="not healthy after 5 s"
             ) as info:
@@ -221,13 +221,6 @@ class TestCleanUp:
 
         assert server.process.poll() is not None
         assert missing in str(info.value)
-
-
-def _wait_until(condition: Any, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"not true after {seconds} s"
-        time.sleep(0.2)
 
 
 class TestWaitUntilHealthy:
