@@ -9,13 +9,20 @@ URL among them) once, when first imported.
 from __future__ import annotations
 
 import logging
+import zlib
 from pathlib import Path
 
 import pandas as pd
 
-from casework.errors import DataError, utf8_break
+from casework.errors import DataError, first_line, utf8_break
 
-__all__ = ["not_utf8", "require_file", "require_plain_rows", "require_unique_names"]
+__all__ = [
+    "UNREADABLE_CSV",
+    "require_file",
+    "require_plain_rows",
+    "require_unique_names",
+    "unreadable_csv",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -44,12 +51,25 @@ def require_unique_names(names: list[str], where: object) -> None:
         raise DataError(f"{where}: column names appear twice in the header: {repeated}")
 
 
-def not_utf8(path: Path) -> DataError:
-    """The error for a file pandas could not decode, naming the line: pandas' own
-    error counts bytes from its read buffer."""
-    found = utf8_break(path.read_bytes())
+# What reading a CSV file raises for the file's own fault: pandas' parser, bytes
+# that are not UTF-8, and gzip for a .csv.gz that is not one or is cut short.
+UNREADABLE_CSV = (
+    pd.errors.ParserError,
+    UnicodeDecodeError,
+    EOFError,
+    OSError,
+    zlib.error,
+)
+
+
+def unreadable_csv(path: Path, exc: BaseException) -> DataError:
+    """The error for a CSV file that could not be read; bytes that are not UTF-8
+    are found by line, as pandas' own error counts them from its read buffer."""
+    found = (
+        utf8_break(path.read_bytes()) if isinstance(exc, UnicodeDecodeError) else None
+    )
     if found is None:
-        return DataError(f"{path}: not UTF-8 text; save it as UTF-8")
+        return DataError(f"{path}: not a readable CSV file: {first_line(exc)}")
     line, byte = found
     return DataError(
         f"{path}: line {line} is not UTF-8 text (byte {byte:#04x}); save it as UTF-8"

@@ -13,10 +13,11 @@ from prefect.cache_policies import NO_CACHE
 
 from casework.errors import DataError, first_line
 from casework.tasks.frames import (
-    not_utf8,
+    UNREADABLE_CSV,
     require_file,
     require_plain_rows,
     require_unique_names,
+    unreadable_csv,
 )
 from casework.usecases.hooks import call_for_frame, load_callable
 from casework.usecases.spec import CsvSource, ParquetSource, PythonSource, UseCaseSpec
@@ -88,10 +89,8 @@ def _read_csv(path: Path, separator: str) -> pd.DataFrame:
         raise DataError(
             f"{path}: the file is empty; expected a header row and data rows"
         ) from None
-    except UnicodeDecodeError:
-        raise not_utf8(path) from None
-    except pd.errors.ParserError as exc:
-        raise DataError(f"{path}: not a readable CSV file: {first_line(exc)}") from None
+    except UNREADABLE_CSV as exc:
+        raise unreadable_csv(path, exc) from None
     require_plain_rows(frame, path, frame.shape[1])
     _require_unique_header(path, separator)
     return _checked(frame, path)

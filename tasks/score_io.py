@@ -11,6 +11,7 @@ are written in one transaction (see :func:`casework.tasks.sql.write_table`).
 from __future__ import annotations
 
 import contextlib
+import gzip
 import logging
 import os
 import secrets
@@ -24,10 +25,11 @@ import pandas as pd
 
 from casework.errors import DataError, first_line
 from casework.tasks.frames import (
-    not_utf8,
+    UNREADABLE_CSV,
     require_file,
     require_plain_rows,
     require_unique_names,
+    unreadable_csv,
 )
 from casework.tasks.redact import redact_url
 from casework.usecases.spec import (
@@ -197,7 +199,8 @@ def write_chunks(frames: Iterable[pd.DataFrame], endpoint: Endpoint) -> int:
     assert endpoint.path is not None
     with _atomic_file(endpoint.path) as temporary:
         if endpoint.kind == "csv":
-            written = _write_csv(frames, temporary, endpoint.separator)
+            gzipped = endpoint.path.suffix.lower() == ".gz"
+            written = _write_csv(frames, temporary, endpoint.separator, gzipped)
         else:
             written = _write_parquet(frames, temporary)
     logger.info("Wrote %d rows to %s", written, endpoint.path)
@@ -300,10 +303,8 @@ def _read_csv_chunks(
                 chunk = chunk[kept]
                 chunk.columns = [str(c).strip() for c in chunk.columns]
                 yield chunk
-    except UnicodeDecodeError:
-        raise not_utf8(path) from None
-    except pd.errors.ParserError as exc:
-        raise DataError(f"{path}: not a readable CSV file: {first_line(exc)}") from None
+    except UNREADABLE_CSV as exc:
+        raise unreadable_csv(path, exc) from None
 
 
 def _csv_header(path: Path, separator: str) -> list[str]:
@@ -311,10 +312,8 @@ def _csv_header(path: Path, separator: str) -> list[str]:
         frame = pd.read_csv(path, sep=separator, encoding="utf-8-sig", nrows=0)
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty; expected a header row") from None
-    except UnicodeDecodeError:
-        raise not_utf8(path) from None
-    except pd.errors.ParserError as exc:
-        raise DataError(f"{path}: not a readable CSV file: {first_line(exc)}") from None
+    except UNREADABLE_CSV as exc:
+        raise unreadable_csv(path, exc) from None
     first_row = pd.read_csv(
         path, sep=separator, encoding="utf-8-sig", header=None, nrows=1
     )
@@ -399,9 +398,14 @@ def _new_partial_file(target: Path) -> Path:
     return path
 
 
-def _write_csv(frames: Iterable[pd.DataFrame], path: Path, separator: str) -> int:
+def _write_csv(
+    frames: Iterable[pd.DataFrame], path: Path, separator: str, gzipped: bool
+) -> int:
+    """Rows as CSV, gzip-compressed when the target is a ``.csv.gz``: the temporary
+    file's own name says nothing of it."""
     written, header = 0, True
-    with path.open("w", encoding="utf-8", newline="") as handle:
+    opened = gzip.open if gzipped else open
+    with opened(path, "wt", encoding="utf-8", newline="") as handle:
         for frame in frames:
             _times_as_text(frame).to_csv(
                 handle, sep=separator, index=False, header=header

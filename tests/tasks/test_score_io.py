@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import stat
 from collections.abc import Iterator
@@ -100,6 +101,39 @@ class TestReading:
         chunks = list(read_chunks(Endpoint("parquet", path=path), ["id", "x"], [], 2))
         assert [len(c) for c in chunks] == [2, 2, 1]
         assert list(chunks[0].columns) == ["id", "x"]
+
+
+_GZIPPED_ROWS = gzip.compress(b"id,x\n" + b"1,2\n" * 100_000)
+
+
+class TestGzip:
+    def test_a_csv_gz_output_is_gzip_compressed(self, tmp_path):
+        path = tmp_path / "scores.csv.gz"
+        frames = [pd.DataFrame({"id": ["c0", "c1"], "score": [0.1, 0.9]})]
+
+        write_chunks(frames, Endpoint("csv", path=path))
+
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            assert handle.read() == "id,score\nc0,0.1\nc1,0.9\n"
+
+    @pytest.mark.parametrize(
+        ("content", "problem"),
+        [
+            (b"id,x\n1,2\n", "Not a gzipped file"),
+            (_GZIPPED_ROWS[: len(_GZIPPED_ROWS) // 2], "Compressed file ended"),
+        ],
+        ids=["plain-text", "cut-short"],
+    )
+    def test_a_csv_gz_input_that_is_no_gzip_is_one_error(
+        self, tmp_path, content, problem
+    ):
+        path = tmp_path / "rows.csv.gz"
+        path.write_bytes(content)
+        with pytest.raises(DataError) as raised:
+            list(read_chunks(Endpoint("csv", path=path), ["x", "id"], ["id"], 10))
+        assert str(raised.value).startswith(
+            f"{path}: not a readable CSV file: {problem}"
+        )
 
 
 class TestAtomicWriting:
