@@ -619,10 +619,10 @@ def _check_endpoints(spec: Any, *arguments: str) -> None:
         require_file(source.path, "input")
     if sink.path is not None:
         check_output_file(sink.path)
-    require_apart(source, sink)
     for endpoint in (source, sink):
         if endpoint.url:
             expand_url(endpoint.url)
+    require_apart(source, sink)
 
 
 def _print_all_summary(outcomes: list[dict[str, Any]]) -> None:

@@ -463,24 +463,29 @@ def _sync(path: Path) -> None:
 def require_apart(source: Endpoint, sink: Endpoint) -> None:
     """Refuse an output that is the input being read: the scores would replace the
     rows. A query that reads the output table cannot be told apart, and is allowed."""
-    same_file = (
-        source.path is not None
-        and sink.path is not None
-        and source.path.resolve() == sink.path.resolve()
-    )
-    if same_file:
+    if _same_file(source, sink):
         raise DataError(
             f"{sink.path}: the output would replace the input being read; "
             "write the scores to another file"
         )
-    same_table = (
-        source.kind == sink.kind == "sql"
-        and source.table is not None
-        and (source.url, source.schema, source.table)
-        == (sink.url, sink.schema, sink.table)
-    )
-    if same_table:
+    if _same_table(source, sink):
         raise DataError(
             f"{sink.describe()}: the output is the table being read; write the scores "
             "to another table"
         )
+
+
+def _same_file(source: Endpoint, sink: Endpoint) -> bool:
+    if source.path is None or sink.path is None:
+        return False
+    return source.path.resolve() == sink.path.resolve()
+
+
+def _same_table(source: Endpoint, sink: Endpoint) -> bool:
+    if source.kind != "sql" or sink.kind != "sql" or not source.table:
+        return False
+    if source.table != sink.table:
+        return False
+    from casework.tasks.sql import same_schema
+
+    return same_schema(source.url or "", source.schema, sink.url or "", sink.schema)

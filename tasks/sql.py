@@ -16,6 +16,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
@@ -101,6 +102,11 @@ def lift_password(url: str, variable: str) -> str:
     return text.replace("__casework_password__", f"${{{variable}}}")
 
 
+# Where a table is when a URL or table name leaves it out.
+_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}
+_DEFAULT_SCHEMAS = {"postgresql": "public", "sqlite": "main", "mssql": "dbo"}
+
+
 def create_engine(url: str) -> Engine:
     """An engine for ``url`` after placeholder expansion.
 
@@ -123,6 +129,30 @@ def create_engine(url: str) -> Engine:
     if engine.dialect.name == "sqlite" and engine.dialect.driver == "pysqlite":
         _transactional_sqlite(engine)
     return engine
+
+
+def same_schema(
+    url: str, schema: str | None, other_url: str, other_schema: str | None
+) -> bool:
+    """Whether two URLs, each with a schema, name the same schema of the same
+    database, however they are spelled: driver, ``localhost`` or ``127.0.0.1``,
+    default port and schema, relative or absolute SQLite path."""
+    return _where(url, schema) == _where(other_url, other_schema)
+
+
+def _where(url: str, schema: str | None) -> tuple[Any, ...]:
+    parsed = sa.engine.make_url(expand_url(url))
+    backend = parsed.get_backend_name()
+    schema = schema or _DEFAULT_SCHEMAS.get(backend)
+    if backend == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:":
+            database = str(Path(database).resolve())
+        return backend, database, schema
+    host = (parsed.host or "").lower()
+    host = "127.0.0.1" if host in ("localhost", "::1") else host
+    port = parsed.port or _DEFAULT_PORTS.get(backend)
+    return backend, host, port, parsed.database, schema
 
 
 def _engine_to_read(url: str) -> Engine:

@@ -137,6 +137,17 @@ class TestScoreArgumentsCheckedBeforePrefectStarts:
         )
         assert not (tmp_path / "crm.db").exists()
 
+    def test_a_table_spelled_another_way_is_still_itself(self, tmp_path, monkeypatch):
+        monkeypatch.chdir(tmp_path)
+        absolute = f"sqlite:///{tmp_path / 'crm.db'}"
+        same = ["-i", "sqlite:///crm.db", "--input-table", "customers", "-o", absolute]
+
+        result = self._score(tmp_path, *same, "--output-table", "main.customers")
+
+        assert result.exit_code == 1
+        assert "the output is the table being read" in result.output
+        assert not (tmp_path / "crm.db").exists()
+
     def test_unset_variable_in_a_sql_url_is_named(self, tmp_path, monkeypatch):
         monkeypatch.delenv("NOPE_VAR", raising=False)
         result = self._score(

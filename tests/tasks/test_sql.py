@@ -81,6 +81,35 @@ class TestUrls:
 
 
 @pytest.mark.postgres
+class TestSameSchema:
+    @pytest.mark.parametrize(
+        ("other", "other_schema"),
+        [
+            ("postgresql://scorer@localhost/crm", "public"),
+            ("postgresql+psycopg://scorer@127.0.0.1:5432/crm", None),
+        ],
+        ids=["localhost-default-port", "driver-default-schema"],
+    )
+    def test_spellings_of_one_schema_are_the_same(self, other, other_schema):
+        url = "postgresql+psycopg://scorer@127.0.0.1:5432/crm"
+        assert sql.same_schema(url, None, other, other_schema)
+
+    def test_another_database_or_schema_is_not(self):
+        url = "postgresql://scorer@127.0.0.1/crm"
+        assert not sql.same_schema(
+            url, None, "postgresql://scorer@127.0.0.1/mart", None
+        )
+        assert not sql.same_schema(url, None, url, "mart")
+
+    def test_a_sqlite_file_is_the_same_by_relative_or_absolute_path(
+        self, tmp_path, monkeypatch
+    ):
+        monkeypatch.chdir(tmp_path)
+        absolute = f"sqlite:///{tmp_path / 'crm.db'}"
+        assert sql.same_schema("sqlite:///crm.db", None, absolute, "main")
+
+
+@pytest.mark.postgres
 class TestReading:
     def test_a_table_is_read_in_chunks_of_the_given_size(self, pg_url, pg_schema):
         sql.write_table([_frame(25)], pg_url, "rows", pg_schema)
