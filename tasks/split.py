@@ -54,6 +54,7 @@ def split(data: ValidData, split_spec: SplitSpec) -> Split:
         )
         parts = (train, validation, test)
 
+    _require_two_classes(data, parts, split_spec)
     result = Split(*parts, strategy=split_spec.strategy)
     logger.info(
         "Split %s: %d train, %d validation, %d test rows",
@@ -63,6 +64,26 @@ def split(data: ValidData, split_spec: SplitSpec) -> Split:
         len(result.test),
     )
     return result
+
+
+def _require_two_classes(
+    data: ValidData, parts: tuple[np.ndarray, ...], spec: SplitSpec
+) -> None:
+    """Refuse a part whose rows all hold one class: no metric or threshold can be
+    measured on it, and a model scored NaN would still be registered."""
+    for name, rows in zip(("train", "validation", "test"), parts, strict=True):
+        present = np.unique(data.y[rows])
+        if len(present) == 1:
+            how = (
+                f"by time on {spec.column!r}"
+                if spec.strategy == "time"
+                else spec.strategy
+            )
+            raise DataError(
+                f"split ({how}): all {len(rows)} {name} rows are of class "
+                f"{data.classes[present[0]]!r}; every part needs two classes at least: "
+                "use more rows, a larger test_size or validation_size, or another split"
+            )
 
 
 def _random(

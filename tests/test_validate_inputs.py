@@ -85,6 +85,17 @@ class TestTimeSplitColumn:
         ):
             _split_on_when(frame)
 
+    def test_latest_rows_of_one_class_are_an_error_before_training(self):
+        frame = _frame()
+        frame.loc[45:, "label"] = "no"  # the 12 test rows, the latest by "when"
+        with pytest.raises(DataError) as raised:
+            _split_on_when(frame)
+        assert str(raised.value) == (
+            "split (by time on 'when'): all 12 test rows are of class 'no'; every "
+            "part needs two classes at least: use more rows, a larger test_size or "
+            "validation_size, or another split"
+        )
+
     def test_numbers_stored_as_text_order_the_rows(self):
         frame = _frame()
         frame["when"] = [str(60 - i) for i in range(60)]
