@@ -237,12 +237,12 @@ def _endpoint(location: str, table: str, query: str, role: str) -> Endpoint:
     if _is_url(location):
         if bool(table) == bool(query):
             wanted = (
-                "--input-table or --input-query"
+                "exactly one of --input-table or --input-query"
                 if role == "input"
-                else "--output-table"
+                else "--output-table with it"
             )
             raise DataError(
-                f"{role} {redact_url(location)!r} is a SQL URL; give exactly one of {wanted}"
+                f"{role} {redact_url(location)!r} is a SQL URL; give {wanted}"
             )
         schema, name = _split_schema(table) if table else (None, None)
         return Endpoint(
@@ -255,6 +255,11 @@ def _endpoint(location: str, table: str, query: str, role: str) -> Endpoint:
         )
     path = Path(location).expanduser()
     suffix = path.suffix.lower()
+    if suffix not in _FILE_KINDS and path.is_dir():
+        raise DataError(
+            f"{role} {location!r} is a folder; expected a .csv, .csv.gz or .parquet "
+            "file in it, or a SQL URL"
+        )
     if suffix not in _FILE_KINDS:
         raise DataError(
             f"{role} {location!r}: unknown file type {suffix or '(none)'!r}; expected "

@@ -53,6 +53,21 @@ class TestEndpoints:
         with pytest.raises(DataError, match="is a file; --output-table"):
             output_endpoint(spec, "scores.csv", "scores")
 
+    def test_a_folder_without_a_file_type_is_named_as_a_folder(self, spec, tmp_path):
+        with pytest.raises(DataError) as raised:
+            output_endpoint(spec, str(tmp_path))
+        assert str(raised.value) == (
+            f"output {str(tmp_path)!r} is a folder; expected a .csv, .csv.gz or "
+            ".parquet file in it, or a SQL URL"
+        )
+
+    def test_a_sql_output_without_a_table_asks_for_one(self, spec):
+        with pytest.raises(DataError) as raised:
+            output_endpoint(spec, "sqlite:///scores.db")
+        assert str(raised.value) == (
+            "output 'sqlite:///scores.db' is a SQL URL; give --output-table with it"
+        )
+
     def test_an_unknown_file_type_is_refused(self, spec):
         with pytest.raises(DataError, match=r"unknown file type '\.xlsx'"):
             input_endpoint(spec, "rows.xlsx")
