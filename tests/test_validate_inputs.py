@@ -67,22 +67,19 @@ class TestTimeSplitColumn:
         with pytest.raises(DataError, match=r"'when' has 1 missing values"):
             _split_on_when(frame)
 
-    def test_unparsable_times_are_an_error_showing_one(self):
+    @pytest.mark.parametrize(
+        ("odd_one", "problem"),
+        [
+            ("last tuesday", r"'when'.*neither numbers nor dates.*last tuesday"),
+            ("0", r"'when' mixes numbers \(1 values, e.g. '0'"),
+        ],
+        ids=["unparsable", "number-among-dates"],
+    )
+    def test_one_odd_value_among_dates_is_an_error_showing_it(self, odd_one, problem):
         frame = _frame()
         frame["when"] = pd.date_range("2024-01-01", periods=60).astype(str)
-        frame.loc[7, "when"] = "last tuesday"
-        with pytest.raises(
-            DataError, match=r"'when'.*neither numbers nor dates.*last tuesday"
-        ):
-            _split_on_when(frame)
-
-    def test_numbers_and_dates_mixed_are_an_error_saying_so(self):
-        frame = _frame()
-        frame["when"] = pd.date_range("2024-01-01", periods=60).astype(str)
-        frame.loc[7, "when"] = "0"
-        with pytest.raises(
-            DataError, match=r"'when' mixes numbers \(1 values, e.g. '0'"
-        ):
+        frame.loc[7, "when"] = odd_one
+        with pytest.raises(DataError, match=problem):
             _split_on_when(frame)
 
     def test_latest_rows_of_one_class_are_an_error_before_training(self):
